@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// Makes sure the real peers the e2e tests start (Dovecot, PostgreSQL, Redis, openssl, ...)
+// are installed; installs the Debian packages when run as root, otherwise says how.
+// Idempotent and fast when everything is present: only file existence checks.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+// command -> Debian packages that provide it
+const NEEDS = [
+  { cmd: 'dovecot', pkgs: ['dovecot-core', 'dovecot-imapd', 'dovecot-pop3d', 'dovecot-lmtpd'] },
+  { cmd: 'doveadm', pkgs: ['dovecot-core'] },
+  { cmd: 'redis-server', pkgs: ['redis-server'] },
+  { cmd: 'openssl', pkgs: ['openssl'] },
+  { cmd: 'python3', pkgs: ['python3'] },
+  { cmd: 'curl', pkgs: ['curl'] },
+  { cmd: 'swaks', pkgs: ['swaks'] },
+];
+const PG_BINS = ['initdb', 'pg_ctl', 'postgres', 'createdb'];
+const PG_PKGS = ['postgresql'];
+// Dovecot's imap/pop3/lmtp binaries live outside PATH.
+const DOVECOT_LIBEXEC = [
+  { file: '/usr/lib/dovecot/imap', pkg: 'dovecot-imapd' },
+  { file: '/usr/lib/dovecot/pop3', pkg: 'dovecot-pop3d' },
+  { file: '/usr/lib/dovecot/lmtp', pkg: 'dovecot-lmtpd' },
+];
+// System users the peers run as: mail (maildirs), dovenull/dovecot (Dovecot), postgres.
+const USERS = [
+  { name: 'mail', pkg: 'base-passwd' },
+  { name: 'dovecot', pkg: 'dovecot-core' },
+  { name: 'dovenull', pkg: 'dovecot-core' },
+  { name: 'postgres', pkg: 'postgresql' },
+];
+
+const PATH_DIRS = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/sbin', '/bin'].filter(Boolean);
+
+function executable(p) {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function which(cmd) {
+  for (const dir of PATH_DIRS) {
+    const p = join(dir, cmd);
+    if (executable(p)) return p;
+  }
+  return undefined;
+}
+
+function pgBinDir() {
+  if (process.env.PG_BIN_DIR) return PG_BINS.every((b) => executable(join(process.env.PG_BIN_DIR, b))) ? process.env.PG_BIN_DIR : undefined;
+  let versions = [];
+  try {
+    versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // not installed
+  }
+  for (const v of versions) {
+    const dir = join('/usr/lib/postgresql', v, 'bin');
+    if (PG_BINS.every((b) => executable(join(dir, b)))) return dir;
+  }
+  for (const dir of PATH_DIRS) if (PG_BINS.every((b) => executable(join(dir, b)))) return dir;
+  return undefined;
+}
+
+function systemUsers() {
+  try {
+    return new Set(readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')[0]));
+  } catch {
+    return new Set();
+  }
+}
+
+function check() {
+  const missing = [];
+  const pkgs = new Set();
+  for (const n of NEEDS) {
+    if (which(n.cmd) === undefined) {
+      missing.push(n.cmd);
+      n.pkgs.forEach((p) => pkgs.add(p));
+    }
+  }
+  for (const d of DOVECOT_LIBEXEC) {
+    if (!existsSync(d.file)) {
+      missing.push(d.file);
+      pkgs.add(d.pkg);
+    }
+  }
+  const pgBin = pgBinDir();
+  if (pgBin === undefined) {
+    missing.push(PG_BINS.join('+'));
+    PG_PKGS.forEach((p) => pkgs.add(p));
+  }
+  const users = systemUsers();
+  for (const u of USERS) {
+    if (!users.has(u.name)) {
+      missing.push(`user ${u.name}`);
+      pkgs.add(u.pkg);
+    }
+  }
+  return { missing, pkgs: [...pkgs], pgBin };
+}
+
+function aptInstall(pkgs) {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...pkgs], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env,
+    }).status === 0;
+  // Keep package scripts from starting Dovecot/Redis/PostgreSQL services on standard ports;
+  // only when no policy is in place already, and removed again afterwards.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# temporary, from portier scripts/test-deps.mjs\nexit 101\n', { mode: 0o755 });
+  try {
+    if (install()) return true;
+    console.error('test-deps: apt-get install failed; running apt-get update and retrying');
+    if (spawnSync('apt-get', ['update'], { stdio: ['ignore', 'inherit', 'inherit'], env }).status !== 0) return false;
+    return install();
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
+}
+
+const ALL_PKGS = [...new Set([...NEEDS.flatMap((n) => n.pkgs), ...PG_PKGS])];
+const aptCommand = (pkgs) =>
+  `sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
+
+let state = check();
+if (state.missing.length > 0) {
+  const isRoot = process.getuid?.() === 0;
+  const hasApt = which('apt-get') !== undefined;
+  if (!isRoot || !hasApt) {
+    console.error(`test-deps: missing test peers: ${state.missing.join(', ')}`);
+    console.error(
+      hasApt
+        ? `test-deps: not root; install them with:\n  ${aptCommand(state.pkgs)}`
+        : `test-deps: no apt-get here; install the equivalents of these Debian packages: ${ALL_PKGS.join(' ')}`,
+    );
+    process.exit(1);
+  }
+  console.log(`test-deps: installing ${state.pkgs.join(' ')} (missing: ${state.missing.join(', ')})`);
+  if (!aptInstall(state.pkgs)) {
+    console.error(`test-deps: installation failed; try:\n  ${aptCommand(state.pkgs)}`);
+    process.exit(1);
+  }
+  state = check();
+  if (state.missing.length > 0) {
+    console.error(`test-deps: still missing after install: ${state.missing.join(', ')}`);
+    process.exit(1);
+  }
+}
+console.log(`test-deps: ok (dovecot, redis-server, postgres in ${state.pgBin}, openssl, python3, curl, swaks)`);
