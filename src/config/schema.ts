@@ -1,0 +1,176 @@
+/**
+ * The configuration schema: Dovecot's setting names wherever a Dovecot admin would look for
+ * them. Every key is known (unknown keys are refused); every value is typed and defaulted.
+ * See docs/configuration.md for the reference.
+ */
+import { z } from 'zod';
+import { duration, filePath, netList, port, size, wordList, yesNo } from './types.js';
+
+export const PROTOCOLS = ['imap', 'pop3', 'lmtp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** Dovecot's service names, each serving one protocol. */
+export const SERVICE_PROTOCOL = {
+  'imap-login': 'imap',
+  'pop3-login': 'pop3',
+  lmtp: 'lmtp',
+} as const satisfies Record<string, Protocol>;
+export type ServiceName = keyof typeof SERVICE_PROTOCOL;
+
+const listenerSchema = z.strictObject({
+  address: wordList('a list of addresses').optional(),
+  port: port.optional(),
+  ssl: yesNo.optional(),
+  haproxy: yesNo.optional(),
+  /** portier: accept PROXY-prefixed and direct clients on one haproxy listener. */
+  haproxy_optional: yesNo.optional(),
+  ssl_cert: filePath.optional(),
+  ssl_key: filePath.optional(),
+});
+export type ListenerConfig = z.output<typeof listenerSchema>;
+
+const serviceSchema = z.strictObject({
+  inet_listener: z.record(z.string(), listenerSchema).optional(),
+  /** Dovecot's per-service connection cap (client_limit × process_limit). */
+  client_limit: z.number().int().positive().optional(),
+});
+
+const resultAction = z.enum(['return-ok', 'return-fail', 'return', 'continue', 'continue-ok', 'continue-fail']);
+
+/** Fields a passdb entry can carry in config (default_fields / override_fields). */
+const fieldMap = z
+  .union([z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))])
+  .optional();
+
+const passdbCommon = {
+  name: z.string().optional(),
+  master: yesNo.default(false),
+  pass: yesNo.default(false),
+  deny: yesNo.default(false),
+  skip: z.enum(['never', 'authenticated', 'unauthenticated']).default('never'),
+  result_success: resultAction.default('return-ok'),
+  result_failure: resultAction.default('continue'),
+  result_internalfail: resultAction.default('continue'),
+  default_fields: fieldMap,
+  override_fields: fieldMap,
+};
+
+const passwdFilePassdb = z
+  .strictObject({
+    driver: z.literal('passwd-file'),
+    /** Dovecot form: `[scheme=X] [username_format=Y] <path>`; normalised into the fields below. */
+    args: z.string().optional(),
+    path: filePath.optional(),
+    scheme: z.string().optional(),
+    username_format: z.string().optional(),
+    ...passdbCommon,
+  })
+  .transform((p, ctx) => {
+    if (p.args === undefined) return p;
+    const out = { ...p };
+    for (const token of p.args.trim().split(/\s+/).filter((t) => t !== '')) {
+      const eq = token.indexOf('=');
+      const key = eq > 0 ? token.slice(0, eq) : '';
+      if (key === 'scheme') out.scheme = token.slice(eq + 1);
+      else if (key === 'username_format') out.username_format = token.slice(eq + 1);
+      else if (eq > 0 && !token.startsWith('/') && !token.startsWith('.')) {
+        ctx.issues.push({ code: 'custom', message: `unknown passwd-file option "${key}"`, input: token, path: ['args'] });
+      } else out.path = token.replace(/^</, '');
+    }
+    return out;
+  });
+
+const staticPassdb = z.strictObject({
+  driver: z.literal('static'),
+  /** Dovecot form: `proxy=y host=10.0.0.5 nopassword=y`. */
+  args: z.string().optional(),
+  fields: fieldMap,
+  ...passdbCommon,
+});
+
+export const passdbSchema = z.discriminatedUnion('driver', [passwdFilePassdb, staticPassdb], {
+  error: (issue) =>
+    issue.code === 'invalid_union' ? 'unknown passdb driver (supported: passwd-file, static)' : undefined,
+});
+export type PassdbConfig = z.output<typeof passdbSchema>;
+
+const localNameSchema = z.strictObject({
+  ssl_cert: filePath.optional(),
+  ssl_key: filePath.optional(),
+  ssl_alt_cert: filePath.optional(),
+  ssl_alt_key: filePath.optional(),
+  ssl_key_password: z.string().optional(),
+});
+
+export const configSchema = z.strictObject({
+  instance_name: z.string().default('portier'),
+  hostname: z.string().optional(),
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  shutdown_timeout: duration.default(30_000),
+  protocols: wordList('a list of protocols')
+    .pipe(z.array(z.enum(PROTOCOLS)))
+    .default(['imap', 'pop3', 'lmtp']),
+  listen: wordList('a list of addresses').default(['*', '::']),
+  service: z.partialRecord(z.enum(Object.keys(SERVICE_PROTOCOL) as [ServiceName, ...ServiceName[]]), serviceSchema).default({}),
+
+  // Login front-end (Dovecot login-common).
+  login_greeting: z.string().default('portier ready.'),
+  login_trusted_networks: netList.default([]),
+  login_timeout: duration.default(180_000),
+  login_max_bad_commands: z.number().int().min(1).default(3),
+  login_max_line_length: size.default(8192),
+  login_max_literal_size: size.default(8192),
+  login_proxy_timeout: duration.default(30_000),
+  login_proxy_max_reconnects: z.number().int().min(0).max(20).default(3),
+  login_proxy_idle_timeout: duration.default(30 * 60_000),
+  login_proxy_buffer_size: size.default(64 * 1024),
+  haproxy_trusted_networks: netList.default([]),
+  haproxy_timeout: duration.default(3000),
+
+  // Authentication.
+  auth_mechanisms: wordList('a list of SASL mechanisms').default(['plain', 'login']),
+  auth_master_user_separator: z.string().max(1).default(''),
+  auth_username_format: z.string().default('%Lu'),
+  auth_username_chars: z
+    .string()
+    .default('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@'),
+  auth_failure_delay: duration.default(2000),
+  auth_proxy_self: wordList('a list of addresses').default([]),
+  disable_plaintext_auth: yesNo.default(true),
+  default_pass_scheme: z.string().default('CRYPT'),
+  passdb: z.array(passdbSchema).default([]),
+
+  // TLS (Dovecot ssl_* settings).
+  ssl: z
+    .union([z.boolean(), z.enum(['yes', 'no', 'required'])])
+    .transform((v) => (v === true ? 'yes' : v === false ? 'no' : v))
+    .default('yes'),
+  ssl_cert: filePath.optional(),
+  ssl_key: filePath.optional(),
+  ssl_key_password: z.string().optional(),
+  ssl_alt_cert: filePath.optional(),
+  ssl_alt_key: filePath.optional(),
+  ssl_min_protocol: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  ssl_cipher_list: z.string().optional(),
+  ssl_prefer_server_ciphers: yesNo.default(true),
+  ssl_client_ca_file: filePath.optional(),
+  ssl_client_ca_dir: filePath.optional(),
+  ssl_client_cert: filePath.optional(),
+  ssl_client_key: filePath.optional(),
+  local_name: z.record(z.string(), localNameSchema).default({}),
+
+  // IMAP.
+  imap_capability: z.string().optional(),
+  imap_id_retain: yesNo.default(false),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+/** Keys whose values are secrets: printed masked, never logged. */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['ssl_key_password', 'password', 'pass', 'connect']);
+
+/** Settings printed back as durations / sizes by check-config. */
+export const DURATION_KEYS: ReadonlySet<string> = new Set([
+  'shutdown_timeout', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
+]);
+export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size']);
