@@ -1,0 +1,152 @@
+/**
+ * Dovecot's passwd-file passdb: `user:password:uid:gid:gecos:home:shell:extra_fields`.
+ * The path may hold `%` variables (per-domain files). Files are re-read when they change
+ * (checked at most once a second per file, so ConfigMap symlink swaps are picked up).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { errorText } from '../errors.js';
+import type { Logger } from '../telemetry/log.js';
+import { parseExtraFields } from './fields.js';
+import type { AuthRequest, Passdb, PassdbLookup } from './types.js';
+import { expandTokens, parseTemplate, splitUser, type TemplateToken, type VarValues } from './vars.js';
+
+const RECHECK_MS = 1000;
+
+interface Entry {
+  readonly password: string;
+  readonly fields: ReadonlyMap<string, string>;
+}
+
+interface Loaded {
+  readonly entries: ReadonlyMap<string, Entry>;
+  readonly stamp: string;
+  checkedAt: number;
+}
+
+export interface PasswdFileOptions {
+  readonly name: string;
+  readonly path: string;
+  readonly usernameFormat?: string | undefined;
+  readonly log: Logger;
+}
+
+export class PasswdFilePassdb implements Passdb {
+  readonly name: string;
+  readonly driver = 'passwd-file';
+  readonly #path: TemplateToken[];
+  readonly #key: TemplateToken[];
+  readonly #files = new Map<string, Promise<Loaded | null>>();
+  readonly #log: Logger;
+
+  constructor(opts: PasswdFileOptions) {
+    this.name = opts.name;
+    this.#path = parseTemplate(opts.path);
+    this.#key = parseTemplate(opts.usernameFormat ?? '%u');
+    this.#log = opts.log;
+  }
+
+  async lookup(req: AuthRequest): Promise<PassdbLookup> {
+    const values = requestVars(req);
+    const path = expandTokens(this.#path, values);
+    if (path.includes('/../') || path.endsWith('/..')) return { kind: 'unknown' };
+    const file = await this.#load(path);
+    if (file === null) return { kind: 'unknown' };
+    const entry = file.entries.get(expandTokens(this.#key, values));
+    if (entry === undefined) return { kind: 'unknown' };
+    const fields = new Map(entry.fields);
+    if (entry.password !== '') fields.set('password', entry.password);
+    return { kind: 'found', fields };
+  }
+
+  /** The parsed file, re-read when its inode, size or mtime changed; null when absent. */
+  async #load(path: string): Promise<Loaded | null> {
+    const cached = this.#files.get(path);
+    if (cached !== undefined) {
+      const loaded = await cached;
+      if (loaded === null || Date.now() - loaded.checkedAt < RECHECK_MS) return loaded;
+      loaded.checkedAt = Date.now();
+      const stamp = await fileStamp(path);
+      if (stamp === loaded.stamp) return loaded;
+    }
+    const pending = this.#read(path);
+    this.#files.set(path, pending);
+    const loaded = await pending;
+    if (loaded === null) this.#files.delete(path);
+    return loaded;
+  }
+
+  async #read(path: string): Promise<Loaded | null> {
+    try {
+      const stamp = await fileStamp(path);
+      const text = await readFile(path, 'utf8');
+      const entries = parsePasswdFile(text, (line, problem) =>
+        this.#log.warn({ passdb: this.name, file: path, line }, `passwd-file: ${problem}`),
+      );
+      this.#log.debug({ passdb: this.name, file: path, users: entries.size }, 'passwd-file loaded');
+      return { entries, stamp, checkedAt: Date.now() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#log.error({ passdb: this.name, file: path, err: errorText(err) }, 'passwd-file: cannot read');
+      }
+      return null;
+    }
+  }
+}
+
+async function fileStamp(path: string): Promise<string> {
+  try {
+    const s = await stat(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+export function parsePasswdFile(
+  text: string,
+  warn: (line: number, problem: string) => void = () => {},
+): Map<string, Entry> {
+  const entries = new Map<string, Entry>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? '').replace(/\r$/, '');
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    const parts = line.split(':');
+    const user = parts[0] ?? '';
+    if (user === '') {
+      warn(i + 1, 'empty user name');
+      continue;
+    }
+    const fields = new Map<string, string>();
+    const [, , uid, gid, , home] = parts;
+    if (uid) fields.set('uid', uid);
+    if (gid) fields.set('gid', gid);
+    if (home) fields.set('home', home);
+    if (parts.length > 7) for (const [k, v] of parseExtraFields(parts.slice(7).join(':'))) fields.set(k, v);
+    if (entries.has(user)) warn(i + 1, `duplicate user ${user}; the first entry wins`);
+    else entries.set(user, { password: parts[1] ?? '', fields });
+  }
+  return entries;
+}
+
+export function requestVars(req: AuthRequest): VarValues {
+  const { username, domain } = splitUser(req.user);
+  return {
+    user: req.user,
+    username,
+    domain,
+    service: req.protocol,
+    protocol: req.protocol,
+    lip: req.localIp,
+    rip: req.remoteIp,
+    lport: String(req.localPort),
+    rport: String(req.remotePort),
+    session: req.sessionId,
+    real_rip: req.realRemoteIp,
+    real_lip: req.realLocalIp,
+    local_name: req.localName ?? '',
+    orig_user: req.origUser,
+    master_user: req.masterUser ?? '',
+    pid: String(process.pid),
+  };
+}

@@ -1,0 +1,46 @@
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, test } from 'vitest';
+import { PasswdFilePassdb, parsePasswdFile } from '../../../src/passdb/passwd-file.js';
+import type { AuthRequest } from '../../../src/passdb/types.js';
+import { silentLogger } from '../../../src/telemetry/log.js';
+
+const req = (user: string): AuthRequest => ({
+  protocol: 'imap', user, origUser: user, mech: 'PLAIN', sessionId: 's', remoteIp: '192.0.2.1', remotePort: 1,
+  localIp: '192.0.2.2', localPort: 143, realRemoteIp: '192.0.2.1', realLocalIp: '192.0.2.2', secured: true,
+});
+
+describe('passwd-file', () => {
+  test('parses Dovecot lines: password, uid/gid/home, extra fields with colons', () => {
+    const m = parsePasswdFile('# comment\n\nalice:{PLAIN}pw:1000:1000::/home/alice::proxy=y host=::1 port=143\nbob:{SHA}x\n');
+    expect(m.get('alice')?.password).toBe('{PLAIN}pw');
+    expect(Object.fromEntries(m.get('alice')?.fields ?? [])).toEqual({ uid: '1000', gid: '1000', home: '/home/alice', proxy: 'y', host: '::1', port: '143' });
+    expect(m.get('bob')?.fields.size).toBe(0);
+  });
+
+  test('duplicate users: the first wins and a warning names the line', () => {
+    const warnings: string[] = [];
+    const m = parsePasswdFile('a:1\na:2\n', (line, p) => warnings.push(`${line}: ${p}`));
+    expect(m.get('a')?.password).toBe('1');
+    expect(warnings).toEqual(['2: duplicate user a; the first entry wins']);
+  });
+
+  test('per-domain files through %d and reload on change', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
+    writeFileSync(join(dir, 'example.org'), 'alice@example.org:{PLAIN}one\n');
+    const db = new PasswdFilePassdb({ name: 't', path: join(dir, '%d'), log: silentLogger() });
+    expect(await db.lookup(req('alice@example.org'))).toMatchObject({ kind: 'found' });
+    expect(await db.lookup(req('alice@other.org'))).toEqual({ kind: 'unknown' });
+    expect(await db.lookup(req('bob@example.org'))).toEqual({ kind: 'unknown' });
+    // Replace the file the way a ConfigMap update does (new inode).
+    writeFileSync(join(dir, 'new'), 'alice@example.org:{PLAIN}two\nbob@example.org:{PLAIN}b\n');
+    renameSync(join(dir, 'new'), join(dir, 'example.org'));
+    await sleep(1100);
+    const found = await db.lookup(req('bob@example.org'));
+    expect(found.kind).toBe('found');
+    const alice = await db.lookup(req('alice@example.org'));
+    expect(alice.kind === 'found' && alice.fields.get('password')).toBe('{PLAIN}two');
+  });
+});
