@@ -1,0 +1,219 @@
+/**
+ * Connecting to a backend: DNS (short cache), source address, TCP, optional implicit TLS,
+ * and a small reader the upstream dialogues await chunks from. Every wait is bounded by the
+ * caller's AbortSignal (proxy_timeout); every failure is a typed ProxyFailureError.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP, Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { errorText } from '../errors.js';
+import { failure, ProxyFailureError } from './failure.js';
+
+export interface Endpoint {
+  /** As the passdb gave it: a name (for SNI and certificate checks) or an IP. */
+  readonly host: string;
+  /** The address to connect to. */
+  readonly address: string;
+  readonly port: number;
+  readonly sourceIp?: string | undefined;
+}
+
+const DNS_TTL_MS = 30_000;
+const dnsCache = new Map<string, { addresses: string[]; expires: number }>();
+
+/** Resolve a backend host name (IPs pass through); cached briefly so a login storm asks once. */
+export async function resolveHost(host: string, signal: AbortSignal): Promise<string[]> {
+  if (isIP(host) !== 0) return [host];
+  const hit = dnsCache.get(host);
+  if (hit && hit.expires > Date.now()) return hit.addresses;
+  try {
+    const answer = await abortable(lookup(host, { all: true }), signal);
+    const addresses = answer.map((a) => a.address);
+    dnsCache.set(host, { addresses, expires: Date.now() + DNS_TTL_MS });
+    return addresses;
+  } catch (err) {
+    if (err instanceof ProxyFailureError) throw err;
+    throw new ProxyFailureError(failure('connect', `DNS lookup of ${host} failed: ${errorText(err)}`));
+  }
+}
+
+export function connectTcp(ep: Endpoint, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket({ allowHalfOpen: true });
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(new ProxyFailureError(failure('timeout', `connect to ${ep.address}:${ep.port} timed out`)));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(new ProxyFailureError(failure('connect', `connect to ${ep.address}:${ep.port} failed: ${errorText(err)}`)));
+    });
+    socket.connect({ host: ep.address, port: ep.port, ...(ep.sourceIp ? { localAddress: ep.sourceIp } : {}) }, () => {
+      signal.removeEventListener('abort', onAbort);
+      socket.removeAllListeners('error');
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/** Client-side TLS over a connected socket (implicit TLS, or after a backend's STARTTLS OK). */
+export function startClientTls(socket: Socket, host: string, options: ConnectionOptions, signal: AbortSignal): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({ ...options, socket, host });
+    const onAbort = (): void => {
+      tls.destroy();
+      reject(new ProxyFailureError(failure('timeout', `TLS handshake with ${host} timed out`)));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    tls.once('secureConnect', () => {
+      signal.removeEventListener('abort', onAbort);
+      tls.removeAllListeners('error');
+      resolve(tls);
+    });
+    tls.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      tls.destroy();
+      reject(new ProxyFailureError(failure('tls', `TLS with ${host} failed: ${errorText(err)}`)));
+    });
+  });
+}
+
+/**
+ * Reads a backend socket chunk by chunk for an upstream login dialogue. `detach()` hands the
+ * socket (and anything read but not consumed) over to the splice.
+ */
+export class BackendReader {
+  #socket: Socket;
+  readonly #queue: Buffer[] = [];
+  #waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
+  #closed: Error | undefined;
+  readonly #signal: AbortSignal;
+  readonly #what: string;
+
+  constructor(socket: Socket, signal: AbortSignal, what: string) {
+    this.#socket = socket;
+    this.#signal = signal;
+    this.#what = what;
+    this.#attach(socket);
+  }
+
+  get socket(): Socket {
+    return this.#socket;
+  }
+
+  write(data: string | Buffer): void {
+    this.#socket.write(data);
+  }
+
+  /** The next chunk from the backend; throws a ProxyFailureError on close, error or timeout. */
+  read(): Promise<Buffer> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.#closed) return Promise.reject(this.#closed);
+    if (this.#signal.aborted) return Promise.reject(this.#timeout());
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#waiter = undefined;
+        reject(this.#timeout());
+      };
+      this.#signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiter = {
+        resolve: (b) => {
+          this.#signal.removeEventListener('abort', onAbort);
+          resolve(b);
+        },
+        reject: (e) => {
+          this.#signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  /** Stop reading from the plaintext socket and continue over TLS (after STARTTLS). */
+  async upgrade(host: string, options: ConnectionOptions): Promise<void> {
+    this.#detachListeners();
+    this.#queue.length = 0;
+    const tls = await startClientTls(this.#socket, host, options, this.#signal);
+    this.#socket = tls;
+    this.#attach(tls);
+  }
+
+  /** Stop reading; return the socket and whatever was read but not consumed. */
+  detach(): { socket: Socket; rest: Buffer } {
+    this.#detachListeners();
+    this.#socket.pause();
+    const rest = Buffer.concat(this.#queue);
+    this.#queue.length = 0;
+    return { socket: this.#socket, rest };
+  }
+
+  destroy(): void {
+    this.#detachListeners();
+    this.#socket.destroy();
+  }
+
+  #attach(socket: Socket): void {
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onEnd);
+  }
+
+  #detachListeners(): void {
+    this.#socket.off('data', this.#onData);
+    this.#socket.off('end', this.#onEnd);
+    this.#socket.off('error', this.#onError);
+    this.#socket.off('close', this.#onEnd);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = undefined;
+      w.resolve(chunk);
+    } else {
+      this.#queue.push(chunk);
+    }
+  };
+
+  readonly #onEnd = (): void => this.#fail(new ProxyFailureError(failure('remote', `${this.#what} closed the connection during login`)));
+
+  readonly #onError = (err: Error): void =>
+    this.#fail(new ProxyFailureError(failure('remote', `${this.#what} connection error during login: ${errorText(err)}`)));
+
+  #fail(err: Error): void {
+    if (this.#closed) return;
+    this.#closed = err;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(err);
+  }
+
+  #timeout(): ProxyFailureError {
+    return new ProxyFailureError(failure('timeout', `${this.#what} did not complete the login in time`));
+  }
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new ProxyFailureError(failure('timeout', 'timed out')));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new ProxyFailureError(failure('timeout', 'DNS lookup timed out')));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,177 @@
+/**
+ * The IMAP login front-end: greeting, the pre-auth command table, limits, STARTTLS, and the
+ * hand-off to the login core. One `ImapLogin` per connection; commands are pulled from the
+ * framer one at a time, so nothing after LOGIN/STARTTLS is parsed before its time.
+ */
+import { ImapCommandReader, type ImapCommand, type ImapCommandEvent } from './wire/command-reader.js';
+import type { ProtocolFrontend } from '../listen/server.js';
+import type { ClientSession } from '../login/session.js';
+import { preLoginCapabilities, starttlsOffered } from './capability.js';
+import { REPLY } from './replies.js';
+import { COMMANDS, type CommandContext } from './commands.js';
+import { offeredMechanisms } from './sasl-step.js';
+
+/** Stop reading the socket while this much input waits unparsed (a command is in flight). */
+const MAX_PENDING_INPUT = 64 * 1024;
+
+export const imapFrontend: ProtocolFrontend = {
+  protocol: 'imap',
+  alpn: 'imap',
+  start(session) {
+    new ImapLogin(session).start();
+  },
+  goodbye: (_session, why) => `${why === 'timeout' ? REPLY.byeTimeout : REPLY.byeShutdown}\r\n`,
+};
+
+export class ImapLogin implements CommandContext {
+  readonly session: ClientSession;
+  reader: ImapCommandReader;
+  /** A command is running asynchronously (auth, backend login, TLS handshake). */
+  #busy = false;
+  /** Capabilities the client was shown, for comparing with the backend's after login. */
+  advertised = '';
+  clientId: CommandContext['clientId'];
+  /** AUTHENTICATE waits for the client's next raw line (a SASL response). */
+  #lineHandler: ((line: Buffer) => void) | undefined;
+
+  constructor(session: ClientSession) {
+    this.session = session;
+    this.reader = this.newReader();
+  }
+
+  newReader(): ImapCommandReader {
+    const c = this.session.runtime.config;
+    return new ImapCommandReader({ maxLineLength: c.login_max_line_length, maxLiteralSize: c.login_max_literal_size });
+  }
+
+  start(): void {
+    const s = this.session;
+    s.state = 'pre-auth';
+    this.advertised = this.capabilities();
+    s.write(`* OK [CAPABILITY ${this.advertised}] ${s.runtime.config.login_greeting}\r\n`);
+    this.listen();
+  }
+
+  /** (Re)attach input handlers to the current socket (after STARTTLS it is a new one). */
+  listen(): void {
+    const socket = this.session.socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.push(chunk);
+      if (this.reader.buffered > MAX_PENDING_INPUT) socket.pause();
+      this.pump();
+    });
+    socket.on('end', () => this.session.close('client_disconnected', 'Disconnected: client closed the connection before login'));
+    socket.on('close', () => this.session.close('client_disconnected', 'Disconnected: connection closed before login'));
+  }
+
+  capabilities(): string {
+    return preLoginCapabilities(this.session, offeredMechanisms(this.session));
+  }
+
+  get starttlsAvailable(): boolean {
+    return starttlsOffered(this.session);
+  }
+
+  awaitLine(handler: (line: Buffer) => void): void {
+    this.#lineHandler = handler;
+    this.reader.readRawLine();
+  }
+
+  reply(line: string): void {
+    this.session.write(`${line}\r\n`);
+  }
+
+  /** Run an async command: input waits (paused) until it finishes, then parsing continues. */
+  run(task: Promise<'continue' | 'stop'>): void {
+    this.#busy = true;
+    this.session.socket.pause();
+    task.then(
+      (next) => {
+        this.#busy = false;
+        if (next === 'continue' && !this.session.ended) {
+          this.session.socket.resume();
+          this.pump();
+        }
+      },
+      (err: unknown) => {
+        this.session.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'internal error in IMAP login');
+        this.session.close('internal_error', 'Disconnected: internal error', `* BYE Internal error occurred. Refer to server log for more information.\r\n`);
+      },
+    );
+  }
+
+  /** Parse and run every complete command, unless one is in flight. */
+  pump(): void {
+    while (!this.#busy && !this.session.ended && (this.session.state === 'pre-auth' || this.session.state === 'authenticating')) {
+      const ev = this.reader.next();
+      if (ev === null) break;
+      this.#event(ev);
+    }
+    if (!this.#busy && !this.session.ended && this.reader.buffered <= MAX_PENDING_INPUT) this.session.socket.resume();
+  }
+
+  /** Count a bad command; the last allowed one ends the session (Dovecot: 3). */
+  bad(tag: string | undefined, text: string): void {
+    const s = this.session;
+    s.badCommands++;
+    if (s.badCommands >= s.runtime.config.login_max_bad_commands) {
+      if (tag !== undefined) this.reply(`${tag} BAD ${text}`);
+      s.close('too_many_bad_commands', 'Disconnected: too many invalid commands', `${REPLY.byeTooManyBad}\r\n`);
+      return;
+    }
+    this.reply(`${tag ?? '*'} BAD ${text}`);
+  }
+
+  #event(ev: ImapCommandEvent): void {
+    switch (ev.kind) {
+      case 'command':
+        this.#command(ev);
+        return;
+      case 'continue-literal':
+        this.reply('+ OK');
+        return;
+      case 'line': {
+        const handler = this.#lineHandler;
+        this.#lineHandler = undefined;
+        if (handler) handler(ev.line);
+        else this.bad(undefined, 'Unexpected continuation.');
+        return;
+      }
+      case 'error':
+        this.#readError(ev);
+        return;
+    }
+  }
+
+  #readError(ev: Extract<ImapCommandEvent, { kind: 'error' }>): void {
+    const s = this.session;
+    switch (ev.error) {
+      case 'tag-invalid':
+        // Untagged, and nothing of the input is echoed (an HTTP request gets no reflection).
+        this.bad(undefined, 'Error in IMAP command received by server.');
+        return;
+      case 'syntax':
+        this.bad(ev.tag, `Error in IMAP command: ${ev.detail}.`);
+        return;
+      case 'line-too-long':
+        s.close('line_too_long', 'Disconnected: command line too long', `${REPLY.byeLineTooLong}\r\n`);
+        return;
+      case 'literal-too-large':
+        if (ev.fatal) {
+          s.close('literal_too_large', 'Disconnected: literal too large', `${REPLY.byeLiteralTooLarge}\r\n`);
+          return;
+        }
+        this.bad(ev.tag, 'Literal too large.');
+        return;
+    }
+  }
+
+  #command(cmd: ImapCommand): void {
+    const handler = COMMANDS.get(cmd.name);
+    if (handler === undefined) {
+      this.bad(cmd.tag, 'Error in IMAP command received by server.');
+      return;
+    }
+    handler(this, cmd);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The protocol-neutral login decision: credentials in, an `AuthOutcome` out. Front-ends map
+ * each outcome kind to their wire reply (one table per protocol); nothing here writes to a
+ * client. Failures that reveal nothing (unknown user, wrong password, bad name) are one kind.
+ */
+import { BlockList } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { netBlockList } from '../config/types.js';
+import { flag, parseLoginFields, type LoginFields, type ProxyTarget } from '../passdb/fields.js';
+import type { AuthRequest } from '../passdb/types.js';
+import { expandTemplate } from '../passdb/vars.js';
+import { familyOf, type ClientSession } from './session.js';
+
+export interface LoginCredentials {
+  /** LOGIN (IMAP command), USER (POP3), or the SASL mechanism name. */
+  readonly mech: string;
+  /** The name the client authenticated as (may be `user*master`). */
+  readonly authcid: string;
+  /** SASL authorization identity, when the client asked to act as someone else. */
+  readonly authzid?: string | undefined;
+  readonly password: Buffer;
+}
+
+export type AuthOutcome =
+  | {
+      readonly kind: 'proxy';
+      readonly user: string;
+      readonly target: ProxyTarget;
+      /** Password for the backend login: the passdb's `pass`, else what the client typed. */
+      readonly password: Buffer;
+      /** Set for master logins: upstream logs in as this master on the user's behalf. */
+      readonly masterUser?: string | undefined;
+      readonly fields: LoginFields;
+    }
+  | { readonly kind: 'referral'; readonly user: string; readonly host: string; readonly port?: number | undefined; readonly nologin: boolean; readonly destuser?: string | undefined }
+  | { readonly kind: 'failed'; readonly why: string; readonly nodelay?: boolean }
+  | { readonly kind: 'tempfail'; readonly why: string }
+  | { readonly kind: 'disabled'; readonly reason?: string | undefined }
+  | { readonly kind: 'no-route'; readonly user: string };
+
+/** Dovecot caps user names; longer ones are refused before any lookup. */
+export const MAX_USERNAME_LENGTH = 255;
+
+export async function authenticate(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
+  const outcome = await decide(session, creds);
+  if ((outcome.kind === 'failed' && outcome.nodelay !== true) || outcome.kind === 'disabled') {
+    const delay = session.runtime.config.auth_failure_delay;
+    if (delay > 0 && !session.trusted) await sleep(delay);
+  }
+  return outcome;
+}
+
+async function decide(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
+  const { config, passdbs } = session.runtime;
+  let login = creds.authcid;
+  let master: string | undefined;
+  const sep = config.auth_master_user_separator;
+  if (creds.authzid !== undefined && creds.authzid !== '' && creds.authzid !== creds.authcid) {
+    master = creds.authcid;
+    login = creds.authzid;
+  } else if (sep !== '' && login.includes(sep)) {
+    const at = login.lastIndexOf(sep);
+    master = login.slice(at + 1);
+    login = login.slice(0, at);
+  }
+  const user = normalizeUser(login, config.auth_username_format, config.auth_username_chars);
+  if (user === null) return { kind: 'failed', why: 'invalid user name' };
+  session.user = user;
+  const base = requestBase(session, creds, login);
+
+  let password: Buffer = creds.password;
+  if (master !== undefined) {
+    const masterName = normalizeUser(master, config.auth_username_format, config.auth_username_chars);
+    if (masterName === null) return { kind: 'failed', why: 'invalid master user name' };
+    if (!passdbs.hasMasterPassdbs) return { kind: 'failed', why: `master login as ${masterName} but no master passdb` };
+    const m = await passdbs.authenticateMaster({ ...base, user: masterName, password: creds.password });
+    if (m.kind === 'tempfail') return { kind: 'tempfail', why: m.reason };
+    if (m.kind !== 'ok') return { kind: 'failed', why: `master user ${masterName}: ${m.kind === 'mismatch' ? 'wrong password' : 'not a master user'}` };
+    const target = await passdbs.authenticate({ ...base, user, masterUser: masterName, password: undefined });
+    if (target.kind === 'tempfail') return { kind: 'tempfail', why: target.reason };
+    if (target.kind !== 'ok') return { kind: 'failed', why: `master login for unknown user ${user}` };
+    return route(session, target.user, target.fields, password, masterName);
+  }
+
+  const result = await passdbs.authenticate({ ...base, user, password });
+  if (result.kind === 'tempfail') return { kind: 'tempfail', why: result.reason };
+  if (result.kind === 'unknown') return { kind: 'failed', why: 'unknown user' };
+  if (result.kind === 'mismatch') {
+    return { kind: 'failed', why: `password mismatch (${result.passdb})`, nodelay: flag(result.fields, 'nodelay') };
+  }
+  return route(session, result.user, result.fields, password, undefined);
+}
+
+function route(
+  session: ClientSession,
+  user: string,
+  raw: ReadonlyMap<string, string>,
+  typed: Buffer,
+  masterUser: string | undefined,
+): AuthOutcome {
+  session.user = user;
+  const parsed = parseLoginFields(raw, session.listener.protocol);
+  if (!parsed.ok) {
+    session.log.error({ user, problem: parsed.error }, 'passdb returned invalid fields');
+    return { kind: 'tempfail', why: `invalid passdb fields: ${parsed.error}` };
+  }
+  const fields = parsed.fields;
+  if (fields.unknown.length > 0) session.log.debug({ user, fields: fields.unknown }, 'passdb returned fields portier does not use');
+  if (fields.allowNets && !inNets(fields.allowNets, session.peer.remoteIp)) {
+    return { kind: 'failed', why: `allow_nets does not include ${session.peer.remoteIp}` };
+  }
+  if (fields.allowRealNets && !inNets(fields.allowRealNets, session.peer.realRemoteIp)) {
+    return { kind: 'failed', why: `allow_real_nets does not include ${session.peer.realRemoteIp}` };
+  }
+  if (fields.proxy === undefined) {
+    if (fields.referralHost !== undefined) {
+      return { kind: 'referral', user, host: fields.referralHost, port: fields.referralPort, nologin: fields.nologin, destuser: fields.destuser };
+    }
+    if (fields.nologin) return { kind: 'disabled', reason: fields.reason };
+    return { kind: 'no-route', user };
+  }
+  if (fields.nologin) return { kind: 'disabled', reason: fields.reason };
+  const target = fields.proxy;
+  return {
+    kind: 'proxy',
+    user,
+    target,
+    password: target.pass ?? typed,
+    masterUser: target.master ?? masterUser,
+    fields,
+  };
+}
+
+function requestBase(session: ClientSession, creds: LoginCredentials, origUser: string): Omit<AuthRequest, 'user'> {
+  const p = session.peer;
+  return {
+    protocol: session.listener.protocol,
+    origUser,
+    mech: creds.mech,
+    sessionId: session.id,
+    remoteIp: p.remoteIp,
+    remotePort: p.remotePort,
+    localIp: p.localIp,
+    localPort: p.localPort,
+    realRemoteIp: p.realRemoteIp,
+    realLocalIp: p.realLocalIp,
+    localName: session.localName,
+    secured: session.secured,
+  };
+}
+
+/** auth_username_format then auth_username_chars; null when the name is not acceptable. */
+export function normalizeUser(name: string, format: string, allowed: string): string | null {
+  if (name === '' || name.length > MAX_USERNAME_LENGTH) return null;
+  if (allowed !== '') {
+    for (const ch of name) if (!allowed.includes(ch)) return null;
+  } else if (/[\x00-\x1f\x7f]/.test(name)) {
+    return null;
+  }
+  const { username, domain } = splitAt(name);
+  return expandTemplate(format, { user: name, username, domain });
+}
+
+function splitAt(name: string): { username: string; domain: string } {
+  const at = name.lastIndexOf('@');
+  return at < 0 ? { username: name, domain: '' } : { username: name.slice(0, at), domain: name.slice(at + 1) };
+}
+
+function inNets(nets: readonly string[], ip: string): boolean {
+  let list: BlockList;
+  try {
+    list = netBlockList(nets);
+  } catch {
+    return false;
+  }
+  return list.check(ip, familyOf(ip));
+}

@@ -1,0 +1,119 @@
+/**
+ * Drives one proxied login: loop check, connect (with reconnects inside proxy_timeout),
+ * implicit TLS, then the protocol's upstream dialogue. Returns the connected backend ready for
+ * the splice, or a typed failure for the front-end's reply table. proxy_timeout covers exactly
+ * connect + upstream login; the splice has its own idle limit.
+ */
+import { isIP } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConnectionOptions } from 'node:tls';
+import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
+import { BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
+import { errorText } from '../errors.js';
+import type { Socket } from 'node:net';
+import type { AuthOutcome } from './auth.js';
+import type { ClientSession } from './session.js';
+
+export type ProxyOutcome = Extract<AuthOutcome, { kind: 'proxy' }>;
+
+/** Dovecot's LOGIN_PROXY_TTL: hops a login may take before it is taken for a loop. */
+export const DEFAULT_PROXY_TTL = 5;
+
+export interface UpstreamContext {
+  readonly session: ClientSession;
+  readonly outcome: ProxyOutcome;
+  readonly reader: BackendReader;
+  readonly endpoint: Endpoint;
+  readonly signal: AbortSignal;
+  /** The TTL to send to the backend (already lowered by one for this hop). */
+  readonly ttl: number;
+  /** The user name for the backend login (destuser, else the user). */
+  readonly destuser: string;
+  /** TLS options for a STARTTLS upgrade towards this backend. */
+  tlsOptions(): ConnectionOptions;
+}
+
+/**
+ * A protocol's upstream login: resolves with the bytes for the client and whatever the backend
+ * sent after its login reply (read but not consumed: it goes to the splice), or throws
+ * ProxyFailureError.
+ */
+export type UpstreamLogin = (ctx: UpstreamContext) => Promise<{ reply: Buffer; rest: Buffer }>;
+
+export interface ProtocolUpstream {
+  readonly defaultPort: number;
+  readonly defaultSslPort: number;
+  readonly login: UpstreamLogin;
+}
+
+export type ProxyResult =
+  | { readonly ok: true; readonly socket: Socket; readonly rest: Buffer; readonly reply: Buffer; readonly backend: string }
+  | { readonly ok: false; readonly failure: ProxyFailure; readonly backend: string };
+
+export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
+  const { config, tls } = session.runtime;
+  const target = outcome.target;
+  const port = target.port ?? (target.tls === 'ssl' ? upstream.defaultSslPort : upstream.defaultPort);
+  const backend = `${target.host}:${port}`;
+  const started = Date.now();
+  const signal = AbortSignal.timeout(target.timeoutMs ?? config.login_proxy_timeout);
+  const ttl = session.proxyTtl - 1;
+  if (ttl <= 0) {
+    return { ok: false, backend, failure: failure('loop', `TTL reached zero - proxies appear to be looping? (backend ${backend})`) };
+  }
+  const destuser = target.destuser ?? outcome.user;
+  let attempt = 0;
+  for (;;) {
+    let reader: BackendReader | undefined;
+    try {
+      const addresses = target.hostip !== undefined ? [target.hostip] : await resolveHost(target.host, signal);
+      const address = addresses[0];
+      if (address === undefined) throw new ProxyFailureError(failure('connect', `${target.host} has no address`));
+      if (isSelf(session, addresses, port) && target.mode === 'proxy' && destuser === outcome.user) {
+        return { ok: false, backend, failure: failure('loop', `Proxying loops to itself: ${backend}`) };
+      }
+      const endpoint: Endpoint = { host: target.host, address, port, sourceIp: target.sourceIp };
+      let socket: Socket = await connectTcp(endpoint, signal);
+      if (target.tls === 'ssl') socket = await startClientTls(socket, target.host, tls.clientOptions(target.host, target.anyCert), signal);
+      reader = new BackendReader(socket, signal, `backend ${backend}`);
+      const { reply, rest: framed } = await upstream.login({
+        session,
+        outcome,
+        reader,
+        endpoint,
+        signal,
+        ttl,
+        destuser,
+        tlsOptions: () => tls.clientOptions(target.host, target.anyCert),
+      });
+      const detached = reader.detach();
+      const connected = detached.socket;
+      const rest = framed.length === 0 ? detached.rest : Buffer.concat([framed, detached.rest]);
+      session.log.info(
+        { user: outcome.user, destuser, master: outcome.masterUser, backend, reconnects: attempt || undefined, login_ms: Date.now() - started },
+        `Started proxying to ${backend}`,
+      );
+      return { ok: true, socket: connected, rest, reply, backend };
+    } catch (err) {
+      reader?.destroy();
+      const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
+      const level = BACKEND_FAULT.has(f.kind) ? 'warn' : 'info';
+      session.log[level]({ user: outcome.user, backend, failure: f.kind, attempt }, `proxy login failed: ${f.detail}`);
+      if (!RETRYABLE.has(f.kind) || attempt >= config.login_proxy_max_reconnects || signal.aborted) {
+        return { ok: false, backend, failure: signal.aborted && f.kind !== 'timeout' ? failure('timeout', f.detail) : f };
+      }
+      attempt++;
+      try {
+        await sleep(Math.min(1000, 100 * 2 ** (attempt - 1)), undefined, { signal });
+      } catch {
+        return { ok: false, backend, failure: failure('timeout', `gave up after ${attempt} attempts: ${f.detail}`) };
+      }
+    }
+  }
+}
+
+/** Dovecot's "self": an address of the destination is our local address and the port is ours. */
+function isSelf(session: ClientSession, addresses: readonly string[], port: number): boolean {
+  const self = new Set([session.peer.realLocalIp, ...session.runtime.config.auth_proxy_self]);
+  return port === session.listener.port && addresses.some((a) => self.has(a));
+}

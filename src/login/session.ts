@@ -1,0 +1,223 @@
+/**
+ * One client connection through its life: facts about the peer, named state, the pre-login
+ * timer and counters, bounded pre-auth output, STARTTLS, and exactly one "session ended" line
+ * with a human and a machine reason. Protocol front-ends drive it; they never log the end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { ListenerSpec } from '../config/load.js';
+import { errorText } from '../errors.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Runtime } from './runtime.js';
+
+export type SessionState =
+  | 'proxy-header'
+  | 'tls-handshake'
+  | 'pre-auth'
+  | 'starttls'
+  | 'authenticating'
+  | 'backend-login'
+  | 'spliced'
+  | 'closed';
+
+/** Machine-readable reasons for the "session ended" line. */
+export type EndReason =
+  | 'logout'
+  | 'client_disconnected'
+  | 'login_timeout'
+  | 'too_many_bad_commands'
+  | 'too_many_auth_failures'
+  | 'line_too_long'
+  | 'literal_too_large'
+  | 'protocol_error'
+  | 'tls_handshake_failed'
+  | 'output_overflow'
+  | 'shutdown'
+  | 'backend_login_failed'
+  | 'client_closed'
+  | 'backend_closed'
+  | 'idle_timeout'
+  | 'socket_error'
+  | 'internal_error';
+
+export interface PeerFacts {
+  /** The client as portier sees it after PROXY headers / trusted forwarding. */
+  remoteIp: string;
+  remotePort: number;
+  localIp: string;
+  localPort: number;
+  /** The TCP peer of this socket (the load balancer when PROXY was used). */
+  readonly realRemoteIp: string;
+  readonly realRemotePort: number;
+  readonly realLocalIp: string;
+  readonly realLocalPort: number;
+}
+
+/** Pre-auth output the client does not read is capped; past it the client is cut off. */
+export const MAX_PREAUTH_OUTPUT = 64 * 1024;
+
+export class ClientSession {
+  readonly id: string;
+  readonly listener: ListenerSpec;
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  readonly peer: PeerFacts;
+  readonly startedAt = Date.now();
+  socket: Socket;
+  state: SessionState = 'pre-auth';
+  tls = false;
+  /** TLS server name the client asked for (SNI). */
+  localName: string | undefined;
+  badCommands = 0;
+  authFailures = 0;
+  user: string | undefined;
+  /** Hops left before a login is taken for a loop (Dovecot's x-proxy-ttl; starts at 5). */
+  proxyTtl = 5;
+  #loginTimer: NodeJS.Timeout | undefined;
+  #ended = false;
+  readonly #onEnd: ((session: ClientSession) => void)[] = [];
+
+  constructor(runtime: Runtime, listener: ListenerSpec, socket: Socket, peer: PeerFacts, id = newSessionId()) {
+    this.runtime = runtime;
+    this.listener = listener;
+    this.socket = socket;
+    this.peer = peer;
+    this.id = id;
+    this.log = runtime.log.child({ session: id, proto: listener.protocol });
+  }
+
+  /** Trusted peers may forward client facts and count as secured (login_trusted_networks). */
+  get trusted(): boolean {
+    return this.runtime.trustedNetworks.check(this.peer.realRemoteIp, familyOf(this.peer.realRemoteIp));
+  }
+
+  /** Dovecot's "secured": TLS, a trusted network, or a connection from the host itself. */
+  get secured(): boolean {
+    return this.tls || this.trusted || this.peer.realRemoteIp === this.peer.realLocalIp;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  onEnd(fn: (session: ClientSession) => void): void {
+    this.#onEnd.push(fn);
+  }
+
+  startLoginTimer(onTimeout: () => void): void {
+    this.#loginTimer = setTimeout(onTimeout, this.runtime.config.login_timeout);
+    this.#loginTimer.unref();
+  }
+
+  stopLoginTimer(): void {
+    if (this.#loginTimer !== undefined) clearTimeout(this.#loginTimer);
+    this.#loginTimer = undefined;
+  }
+
+  /** Pre-auth write; a client that stops reading its replies is disconnected, not buffered for. */
+  write(data: string | Buffer): void {
+    if (this.#ended || this.socket.destroyed) return;
+    this.socket.write(data);
+    if (this.socket.writableLength > MAX_PREAUTH_OUTPUT) this.close('output_overflow', 'Disconnected: output buffer full');
+  }
+
+  /**
+   * Upgrade the client leg to TLS (STARTTLS). The caller has already discarded any input
+   * pipelined after the command, so nothing sent in plaintext is read after the handshake.
+   */
+  async startTls(alpn: readonly string[] | undefined): Promise<boolean> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    this.state = 'starttls';
+    const tlsSocket = new TLSSocket(raw, this.runtime.tls.serverOptions(this.listener, alpn));
+    this.socket = tlsSocket;
+    return this.awaitHandshake(tlsSocket);
+  }
+
+  /** Wait for a server-side TLS handshake; record SNI; false (and the session closed) on failure. */
+  async awaitHandshake(tlsSocket: TLSSocket): Promise<boolean> {
+    const ok = await new Promise<boolean>((resolve) => {
+      const fail = (err?: Error): void => {
+        tlsSocket.off('secure', done);
+        tlsSocket.off('error', fail);
+        tlsSocket.off('close', closed);
+        this.log.info({ err: err ? errorText(err) : 'closed during handshake' }, 'TLS handshake failed');
+        resolve(false);
+      };
+      const closed = (): void => fail();
+      const done = (): void => {
+        tlsSocket.off('error', fail);
+        tlsSocket.off('close', closed);
+        resolve(true);
+      };
+      tlsSocket.once('secure', done);
+      tlsSocket.once('error', fail);
+      tlsSocket.once('close', closed);
+    });
+    if (!ok) {
+      this.close('tls_handshake_failed', 'Disconnected: TLS handshake failed');
+      return false;
+    }
+    this.tls = true;
+    const sni = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
+    this.localName = typeof sni === 'string' && sni !== '' ? sni : undefined;
+    this.state = 'pre-auth';
+    return true;
+  }
+
+  /** Close the connection and write the session's one closing log line. */
+  close(reason: EndReason, message: string, finalReply?: string): void {
+    // Once handed over, the splice owns the connection and writes the closing line.
+    if (this.#ended || this.state === 'spliced') return;
+    this.#ended = true;
+    this.stopLoginTimer();
+    const socket = this.socket;
+    if (finalReply !== undefined && !socket.destroyed && socket.writable) socket.end(finalReply);
+    else socket.end();
+    // A peer that never reads its final reply must not keep the socket: destroy shortly after.
+    const killer = setTimeout(() => socket.destroy(), 2000);
+    killer.unref();
+    socket.once('close', () => clearTimeout(killer));
+    this.state = 'closed';
+    this.log.info(
+      {
+        reason,
+        user: this.user,
+        rip: this.peer.remoteIp,
+        rport: this.peer.remotePort,
+        lip: this.peer.localIp,
+        lport: this.peer.localPort,
+        tls: this.tls,
+        bad_commands: this.badCommands || undefined,
+        auth_failures: this.authFailures || undefined,
+        duration_ms: Date.now() - this.startedAt,
+      },
+      message,
+    );
+    for (const fn of this.#onEnd) fn(this);
+  }
+
+  /** Mark the session ended without a line of its own: the splice logs the proxied session's end. */
+  handOver(): void {
+    this.stopLoginTimer();
+    this.state = 'spliced';
+  }
+
+  /** For a spliced session: the one closing line (with byte counts), written by splice/. */
+  finish(reason: EndReason, message: string, extra: Record<string, unknown>): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.state = 'closed';
+    this.log.info({ reason, user: this.user, rip: this.peer.remoteIp, duration_ms: Date.now() - this.startedAt, ...extra }, message);
+    for (const fn of this.#onEnd) fn(this);
+  }
+}
+
+export function newSessionId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+export function familyOf(ip: string): 'ipv4' | 'ipv6' {
+  return ip.includes(':') ? 'ipv6' : 'ipv4';
+}

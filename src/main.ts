@@ -1,0 +1,130 @@
+/**
+ * The `portier` command: `serve`, `check-config`, and room for more verbs. Operator errors
+ * (bad config, busy port) print one clear message and exit non-zero, never a stack trace.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { defaultConfigFile, loadConfig, type LoadedConfig } from './config/load.js';
+import { printConfig } from './config/print.js';
+import { ConfigError, errorText, PortierError } from './errors.js';
+import { Portier } from './server.js';
+import { createLogger } from './telemetry/log.js';
+
+const SYSTEM_CONFIG = '/etc/portier/portier.yaml';
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** -c FILE, else $PORTIER_CONFIG, else /etc/portier/portier.yaml, else the embedded default. */
+export function configFile(option: string | undefined): string {
+  if (option !== undefined) return option;
+  const env = process.env['PORTIER_CONFIG'];
+  if (env !== undefined && env !== '') return env;
+  return existsSync(SYSTEM_CONFIG) ? SYSTEM_CONFIG : defaultConfigFile();
+}
+
+export async function run(argv: readonly string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('portier')
+    .description('A login proxy for IMAP, POP3 and LMTP in the manner of Dovecot\'s proxy')
+    .version(version(), '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('serve')
+    .description('run the proxy until SIGTERM/SIGINT (SIGHUP reloads the configuration)')
+    .option('-c, --config <file>', 'configuration file')
+    .action(async (opts: { config?: string }) => {
+      exitCode = await serve(configFile(opts.config));
+    });
+
+  program
+    .command('check-config')
+    .description('validate the configuration and print it with secrets masked (like doveconf -n / nginx -t)')
+    .option('-c, --config <file>', 'configuration file')
+    .option('-n, --non-default', 'print only settings that differ from the defaults')
+    .action((opts: { config?: string; nonDefault?: boolean }) => {
+      const file = configFile(opts.config);
+      const loaded = tryLoad(file);
+      if (loaded === null) {
+        exitCode = 1;
+        return;
+      }
+      process.stdout.write(`# ${loaded.file}\n${printConfig(loaded.config, opts.nonDefault === true)}`);
+      process.stderr.write(`portier: configuration ${loaded.file} is valid\n`);
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+  return exitCode;
+}
+
+function tryLoad(file: string): LoadedConfig | null {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`portier: configuration is invalid:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+async function serve(file: string): Promise<number> {
+  const loaded = tryLoad(file);
+  if (loaded === null) return 1;
+  const log = createLogger({ level: loaded.config.log_level, instance: loaded.config.instance_name });
+  let portier: Portier;
+  try {
+    portier = new Portier(loaded, log);
+    await portier.start();
+  } catch (err) {
+    const text = err instanceof PortierError ? err.message : errorText(err);
+    process.stderr.write(`portier: cannot start: ${text}\n`);
+    log.fatal({ err: text }, 'cannot start');
+    log.flush();
+    return 1;
+  }
+  log.info({ version: version(), config: loaded.file, pid: process.pid }, 'portier started');
+  if (loaded.file === defaultConfigFile()) {
+    log.warn('running on the embedded development configuration: its TLS certificate and demo users are not for production');
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      void portier.stop().then(
+        () => {
+          log.info('stopped');
+          log.flush();
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error({ err: errorText(err) }, 'error while stopping');
+          log.flush();
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      try {
+        portier.reload(loadConfig(loaded.file));
+      } catch (err) {
+        const problems = err instanceof ConfigError ? err.problems : [errorText(err)];
+        log.error({ problems }, 'reload failed; keeping the running configuration');
+      }
+    });
+  });
+}
