@@ -8,7 +8,7 @@ import { errorText, PortierError } from './errors.js';
 import { imapFrontend } from './imap/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
-import type { ClientSession } from './login/session.js';
+import type { ClientSession, SessionInfo } from './login/session.js';
 import type { Logger } from './telemetry/log.js';
 
 const FRONTENDS: Partial<Record<Protocol, ProtocolFrontend>> = {
@@ -42,6 +42,11 @@ export class Portier {
 
   get sessionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** Snapshots of the current sessions (for `who`-style listings and tests). */
+  sessions(): SessionInfo[] {
+    return [...this.#sessions].map((s) => s.info());
   }
 
   /** Bind every listener; on any failure, close what was bound and throw. */

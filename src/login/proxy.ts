@@ -58,9 +58,11 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
   const started = Date.now();
   const signal = AbortSignal.timeout(target.timeoutMs ?? config.login_proxy_timeout);
   const ttl = session.proxyTtl - 1;
-  if (ttl <= 0) {
-    return { ok: false, backend, failure: failure('loop', `TTL reached zero - proxies appear to be looping? (backend ${backend})`) };
-  }
+  const refuse = (f: ProxyFailure): ProxyResult => {
+    session.log.warn({ user: outcome.user, backend, failure: f.kind }, `proxy login refused: ${f.detail}`);
+    return { ok: false, backend, failure: f };
+  };
+  if (ttl <= 0) return refuse(failure('loop', `TTL reached zero - proxies appear to be looping? (backend ${backend})`));
   const destuser = target.destuser ?? outcome.user;
   let attempt = 0;
   for (;;) {
@@ -70,7 +72,7 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
       const address = addresses[0];
       if (address === undefined) throw new ProxyFailureError(failure('connect', `${target.host} has no address`));
       if (isSelf(session, addresses, port) && target.mode === 'proxy' && destuser === outcome.user) {
-        return { ok: false, backend, failure: failure('loop', `Proxying loops to itself: ${backend}`) };
+        return refuse(failure('loop', `Proxying loops to itself: ${backend}`));
       }
       const endpoint: Endpoint = { host: target.host, address, port, sourceIp: target.sourceIp };
       let socket: Socket = await connectTcp(endpoint, signal);

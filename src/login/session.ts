@@ -54,6 +54,21 @@ export interface PeerFacts {
   readonly realLocalPort: number;
 }
 
+export interface SessionInfo {
+  readonly id: string;
+  readonly protocol: string;
+  readonly state: SessionState;
+  readonly user: string | undefined;
+  readonly rip: string;
+  readonly tls: boolean;
+  readonly backend: string | undefined;
+  readonly startedAt: number;
+  /** Bytes waiting in portier for the client to read. */
+  readonly clientBuffered: number;
+  readonly bytesFromBackend: number;
+  readonly bytesToBackend: number;
+}
+
 /** Pre-auth output the client does not read is capped; past it the client is cut off. */
 export const MAX_PREAUTH_OUTPUT = 64 * 1024;
 
@@ -198,10 +213,31 @@ export class ClientSession {
     for (const fn of this.#onEnd) fn(this);
   }
 
-  /** Mark the session ended without a line of its own: the splice logs the proxied session's end. */
-  handOver(): void {
+  /** The proxied session's backend, once spliced (for listings; only splice/ touches it). */
+  backend: { readonly name: string; readonly socket: Socket } | undefined;
+
+  /** Mark the session handed over: from now on the splice owns it and logs its end. */
+  handOver(backend: { readonly name: string; readonly socket: Socket }): void {
     this.stopLoginTimer();
     this.state = 'spliced';
+    this.backend = backend;
+  }
+
+  /** A read-only snapshot for listings (`who`) and tests. */
+  info(): SessionInfo {
+    return {
+      id: this.id,
+      protocol: this.listener.protocol,
+      state: this.state,
+      user: this.user,
+      rip: this.peer.remoteIp,
+      tls: this.tls,
+      backend: this.backend?.name,
+      startedAt: this.startedAt,
+      clientBuffered: this.socket.writableLength,
+      bytesFromBackend: this.backend?.socket.bytesRead ?? 0,
+      bytesToBackend: this.backend?.socket.bytesWritten ?? 0,
+    };
   }
 
   /** For a spliced session: the one closing line (with byte counts), written by splice/. */

@@ -24,7 +24,7 @@ export interface SpliceOptions {
 export function splice(session: ClientSession, opts: SpliceOptions): void {
   const client = session.socket;
   const { backend } = opts;
-  session.handOver();
+  session.handOver({ name: opts.backendName, socket: backend });
   client.removeAllListeners('data');
   client.removeAllListeners('end');
   client.removeAllListeners('timeout');
