@@ -123,6 +123,7 @@ async function serve(file: string): Promise<number> {
         portier.reload(loadConfig(loaded.file));
       } catch (err) {
         const problems = err instanceof ConfigError ? err.problems : [errorText(err)];
+        portier.reloadFailed();
         log.error({ problems }, 'reload failed; keeping the running configuration');
       }
     });

@@ -4,12 +4,14 @@
  */
 import type { LoadedConfig } from './config/load.js';
 import type { Protocol } from './config/schema.js';
+import { startAdminHttp, type AdminHttp } from './admin/http.js';
 import { errorText, PortierError } from './errors.js';
 import { imapFrontend } from './imap/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
 import type { ClientSession, SessionInfo } from './login/session.js';
 import type { Logger } from './telemetry/log.js';
+import { Metrics } from './telemetry/metrics.js';
 
 const FRONTENDS: Partial<Record<Protocol, ProtocolFrontend>> = {
   imap: imapFrontend,
@@ -25,6 +27,9 @@ export class Portier {
   #bound: BoundListener[] = [];
   readonly #sessions = new Set<ClientSession>();
   #stopping = false;
+  #ready = false;
+  readonly #metrics: Metrics;
+  #admin: AdminHttp | undefined;
 
   constructor(loaded: LoadedConfig, log: Logger) {
     this.#log = log;
@@ -34,6 +39,16 @@ export class Portier {
       }
     }
     this.#runtime = createRuntime(loaded, log);
+    this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
+  }
+
+  get metrics(): Metrics {
+    return this.#metrics;
+  }
+
+  /** Serving and not draining: what /readyz reports. */
+  get ready(): boolean {
+    return this.#ready && !this.#stopping;
   }
 
   get runtime(): Runtime {
@@ -73,9 +88,24 @@ export class Portier {
       await this.#closeListeners();
       throw err;
     }
+    const adminListen = rt.config.admin_listen;
+    if (adminListen !== undefined) {
+      try {
+        this.#admin = await startAdminHttp(adminListen, { metrics: () => this.#metrics.text(), ready: () => this.ready }, this.#log);
+      } catch (err) {
+        await this.#closeListeners();
+        throw err;
+      }
+    }
+    this.#ready = true;
     for (const b of this.#bound) {
       this.#log.info({ listener: b.spec.name, protocol: b.spec.protocol, address: b.address, port: b.port, ssl: b.spec.ssl }, 'listening');
     }
+  }
+
+  /** The admin HTTP listener's address, when configured. */
+  adminAddress(): { address: string; port: number } | undefined {
+    return this.#admin && { address: this.#admin.address, port: this.#admin.port };
   }
 
   /** Where each listener is bound (tests configure port 0 and read the real port here). */
@@ -88,7 +118,13 @@ export class Portier {
     const old = this.#runtime;
     this.#runtime = createRuntime(loaded, this.#log);
     void old.passdbs.close();
+    this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');
+  }
+
+  /** A reload was refused: the running configuration stays (reported in metrics). */
+  reloadFailed(): void {
+    this.#metrics.configReloaded(false);
   }
 
   /**
@@ -106,7 +142,20 @@ export class Portier {
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const s of this.#sessions) s.socket.destroy();
     await closing;
+    await this.#admin?.close();
+    this.#metrics.close();
     await this.#runtime.passdbs.close();
+  }
+
+  #sessionCounts(): { protocol: string; state: string; count: number }[] {
+    const counts = new Map<string, { protocol: string; state: string; count: number }>();
+    for (const s of this.#sessions) {
+      const key = `${s.listener.protocol}/${s.state}`;
+      const c = counts.get(key);
+      if (c) c.count++;
+      else counts.set(key, { protocol: s.listener.protocol, state: s.state, count: 1 });
+    }
+    return [...counts.values()];
   }
 
   #track(session: ClientSession): void {

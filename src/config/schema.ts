@@ -105,6 +105,8 @@ const localNameSchema = z.strictObject({
 export const configSchema = z.strictObject({
   instance_name: z.string().default('portier'),
   hostname: z.string().optional(),
+  /** HTTP for /metrics, /livez, /readyz: `host:port`; off when absent. */
+  admin_listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/, 'expected host:port, [v6]:port or :port').optional(),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   shutdown_timeout: duration.default(30_000),
   protocols: wordList('a list of protocols')

@@ -9,6 +9,7 @@ import type { ListenerSpec } from '../config/load.js';
 import { errorText, PortierError } from '../errors.js';
 import { ClientSession, type PeerFacts } from '../login/session.js';
 import type { Runtime } from '../login/runtime.js';
+import { publishConnection } from '../telemetry/events.js';
 
 export interface ProtocolFrontend {
   readonly protocol: ListenerSpec['protocol'];
@@ -79,6 +80,7 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     realLocalPort: socket.localPort ?? 0,
   };
   socket.on('error', () => {});
+  publishConnection({ protocol: spec.protocol, listener: spec.name });
   const session = new ClientSession(runtime, spec, socket, peer);
   onSession(session);
   session.startLoginTimer(() => session.close('login_timeout', 'Disconnected: inactivity during login', frontend.goodbye(session, 'timeout')));

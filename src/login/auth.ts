@@ -9,6 +9,7 @@ import { netBlockList } from '../config/types.js';
 import { flag, parseLoginFields, type LoginFields, type ProxyTarget } from '../passdb/fields.js';
 import type { AuthRequest } from '../passdb/types.js';
 import { expandTemplate } from '../passdb/vars.js';
+import { publishAuth } from '../telemetry/events.js';
 import { familyOf, type ClientSession } from './session.js';
 
 export interface LoginCredentials {
@@ -43,6 +44,7 @@ export const MAX_USERNAME_LENGTH = 255;
 
 export async function authenticate(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
   const outcome = await decide(session, creds);
+  publishAuth({ protocol: session.listener.protocol, result: outcome.kind });
   if ((outcome.kind === 'failed' && outcome.nodelay !== true) || outcome.kind === 'disabled') {
     const delay = session.runtime.config.auth_failure_delay;
     if (delay > 0 && !session.trusted) await sleep(delay);

@@ -10,6 +10,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
 import { BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
 import { errorText } from '../errors.js';
+import { publishProxy } from '../telemetry/events.js';
 import type { Socket } from 'node:net';
 import type { AuthOutcome } from './auth.js';
 import type { ClientSession } from './session.js';
@@ -51,6 +52,19 @@ export type ProxyResult =
   | { readonly ok: false; readonly failure: ProxyFailure; readonly backend: string };
 
 export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
+  const started = Date.now();
+  const result = await connectAndLogin(session, outcome, upstream);
+  publishProxy({
+    protocol: session.listener.protocol,
+    backend: result.backend,
+    ok: result.ok,
+    failure: result.ok ? undefined : result.failure.kind,
+    seconds: (Date.now() - started) / 1000,
+  });
+  return result;
+}
+
+async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
   const { config, tls } = session.runtime;
   const target = outcome.target;
   const port = target.port ?? (target.tls === 'ssl' ? upstream.defaultSslPort : upstream.defaultPort);

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { ListenerSpec } from '../config/load.js';
 import { errorText } from '../errors.js';
+import { publishSessionEnd } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Runtime } from './runtime.js';
 
@@ -210,6 +211,7 @@ export class ClientSession {
       },
       message,
     );
+    publishSessionEnd({ protocol: this.listener.protocol, reason, spliced: false, bytesIn: 0, bytesOut: 0, seconds: (Date.now() - this.startedAt) / 1000 });
     for (const fn of this.#onEnd) fn(this);
   }
 
@@ -246,6 +248,9 @@ export class ClientSession {
     this.#ended = true;
     this.state = 'closed';
     this.log.info({ reason, user: this.user, rip: this.peer.remoteIp, duration_ms: Date.now() - this.startedAt, ...extra }, message);
+    const bytesIn = typeof extra['in'] === 'number' ? extra['in'] : 0;
+    const bytesOut = typeof extra['out'] === 'number' ? extra['out'] : 0;
+    publishSessionEnd({ protocol: this.listener.protocol, reason, spliced: true, bytesIn, bytesOut, seconds: (Date.now() - this.startedAt) / 1000 });
     for (const fn of this.#onEnd) fn(this);
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * Prometheus metrics, fed by the events in events.ts plus gauges read at scrape time.
+ * Names follow Dovecot's recommended proxy metrics where they overlap (logins, failures by
+ * reason, established proxy sessions). Labels carry no user names or addresses.
+ */
+import type { Channel } from 'node:diagnostics_channel';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { events, type AuthEvent, type ConnectionEvent, type ProxyEvent, type SessionEndEvent } from './events.js';
+
+export interface MetricsSource {
+  /** Current sessions by protocol and state, read at scrape time. */
+  sessionCounts(): { protocol: string; state: string; count: number }[];
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly configReloadOk: Gauge;
+  readonly configReloadTime: Gauge;
+
+  constructor(source: MetricsSource) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'portier_' });
+    const connections = new Counter({ name: 'portier_connections_total', help: 'Client connections accepted.', labelNames: ['protocol', 'listener'], registers: [r] });
+    const logins = new Counter({ name: 'portier_logins_total', help: 'Login decisions by result (proxy = authenticated and routed).', labelNames: ['protocol', 'result'], registers: [r] });
+    const proxied = new Counter({ name: 'portier_proxy_logins_total', help: 'Backend logins by result.', labelNames: ['protocol', 'result'], registers: [r] });
+    const loginTime = new Histogram({
+      name: 'portier_backend_login_duration_seconds',
+      help: 'Time to connect to a backend and log in there (reconnects included).',
+      labelNames: ['protocol'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [r],
+    });
+    const ended = new Counter({ name: 'portier_sessions_ended_total', help: 'Sessions ended, by reason.', labelNames: ['protocol', 'reason'], registers: [r] });
+    const bytes = new Counter({ name: 'portier_proxied_bytes_total', help: 'Bytes spliced: in = from clients, out = to clients.', labelNames: ['protocol', 'direction'], registers: [r] });
+    new Gauge({
+      name: 'portier_sessions',
+      help: 'Current client sessions by state.',
+      labelNames: ['protocol', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of source.sessionCounts()) this.set({ protocol: c.protocol, state: c.state }, c.count);
+      },
+    });
+    this.configReloadOk = new Gauge({ name: 'portier_config_last_reload_successful', help: '1 if the last configuration (re)load succeeded.', registers: [r] });
+    this.configReloadTime = new Gauge({ name: 'portier_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load.', registers: [r] });
+    this.configReloaded(true);
+
+    this.#on(events.connection, (e: ConnectionEvent) => connections.inc({ protocol: e.protocol, listener: e.listener }));
+    this.#on(events.auth, (e: AuthEvent) => logins.inc({ protocol: e.protocol, result: e.result }));
+    this.#on(events.proxy, (e: ProxyEvent) => {
+      proxied.inc({ protocol: e.protocol, result: e.ok ? 'ok' : (e.failure ?? 'failed') });
+      if (e.ok) loginTime.observe({ protocol: e.protocol }, e.seconds);
+    });
+    this.#on(events.sessionEnd, (e: SessionEndEvent) => {
+      ended.inc({ protocol: e.protocol, reason: e.reason });
+      if (e.spliced) {
+        bytes.inc({ protocol: e.protocol, direction: 'in' }, e.bytesIn);
+        bytes.inc({ protocol: e.protocol, direction: 'out' }, e.bytesOut);
+      }
+    });
+  }
+
+  configReloaded(ok: boolean): void {
+    this.configReloadOk.set(ok ? 1 : 0);
+    if (ok) this.configReloadTime.set(Date.now() / 1000);
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  close(): void {
+    for (const u of this.#unsubscribe) u();
+    this.registry.clear();
+  }
+
+  #on<T>(ch: Channel, fn: (e: T) => void): void {
+    const handler = (m: unknown): void => fn(m as T);
+    ch.subscribe(handler);
+    this.#unsubscribe.push(() => ch.unsubscribe(handler));
+  }
+}
