@@ -7,9 +7,11 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { TLSSocket } from 'node:tls';
 import type { ListenerSpec } from '../config/load.js';
 import { errorText, PortierError } from '../errors.js';
-import { ClientSession, type PeerFacts } from '../login/session.js';
+import { ClientSession, familyOf, type PeerFacts } from '../login/session.js';
 import type { Runtime } from '../login/runtime.js';
 import { publishConnection } from '../telemetry/events.js';
+import { readProxyHeader } from './haproxy.js';
+import { PP2_CLIENT, type ProxyHeader } from './proxy-protocol.js';
 
 export interface ProtocolFrontend {
   readonly protocol: ListenerSpec['protocol'];
@@ -69,7 +71,8 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     socket.destroy();
     return;
   }
-  const peer: PeerFacts = {
+  socket.on('error', () => {});
+  const tcp: PeerFacts = {
     remoteIp: normalizeIp(socket.remoteAddress),
     remotePort: socket.remotePort ?? 0,
     localIp: normalizeIp(socket.localAddress),
@@ -79,13 +82,77 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     realLocalIp: normalizeIp(socket.localAddress),
     realLocalPort: socket.localPort ?? 0,
   };
-  socket.on('error', () => {});
+  if (!spec.haproxy) {
+    begin(spec, socket, runtime, frontend, onSession, tcp, undefined);
+    return;
+  }
+  const log = runtime.log.child({ listener: spec.name, rip: tcp.remoteIp });
+  if (!runtime.haproxyTrustedNetworks.check(tcp.remoteIp, familyOf(tcp.remoteIp))) {
+    // A direct client on a PROXY-or-direct listener; anyone else must not speak PROXY at all.
+    if (spec.haproxyOptional) {
+      begin(spec, socket, runtime, frontend, onSession, tcp, undefined);
+      return;
+    }
+    log.warn('haproxy: client not in haproxy_trusted_networks; connection refused');
+    socket.destroy();
+    return;
+  }
+  void readProxyHeader(socket, spec.haproxyOptional ? 'optional' : 'required', runtime.config.haproxy_timeout).then((outcome) => {
+    if (outcome.kind === 'refused') {
+      log.warn({ problem: outcome.reason }, 'haproxy: invalid PROXY header; connection refused');
+      socket.destroy();
+      return;
+    }
+    if (outcome.rest.length > 0) socket.unshift(outcome.rest);
+    if (outcome.kind === 'direct') {
+      begin(spec, socket, runtime, frontend, onSession, tcp, undefined);
+      return;
+    }
+    const h = outcome.header;
+    // LOCAL (health checks) and UNKNOWN carry no client: the connection's own addresses stand.
+    const peer: PeerFacts =
+      h.command === 'proxy' && h.source !== undefined && h.destination !== undefined && h.family !== 'unix'
+        ? {
+            remoteIp: normalizeIp(h.source.address),
+            remotePort: h.source.port,
+            localIp: normalizeIp(h.destination.address),
+            localPort: h.destination.port,
+            realRemoteIp: normalizeIp(h.source.address),
+            realRemotePort: h.source.port,
+            realLocalIp: normalizeIp(h.destination.address),
+            realLocalPort: h.destination.port,
+            proxiedBy: tcp.remoteIp,
+          }
+        : tcp;
+    begin(spec, socket, runtime, frontend, onSession, peer, h);
+  });
+}
+
+/** The connection's peer is known (PROXY header read or none): start the session. */
+function begin(
+  spec: ListenerSpec,
+  socket: Socket,
+  runtime: Runtime,
+  frontend: ProtocolFrontend,
+  onSession: (s: ClientSession) => void,
+  peer: PeerFacts,
+  header: ProxyHeader | undefined,
+): void {
+  if (socket.destroyed) return;
   publishConnection({ protocol: spec.protocol, listener: spec.name });
   const session = new ClientSession(runtime, spec, socket, peer);
+  if (header?.tlvs.ssl !== undefined && (header.tlvs.ssl.client & PP2_CLIENT.SSL) !== 0) {
+    // The load balancer terminated TLS: the client's leg is encrypted (Dovecot does the same).
+    session.tls = true;
+    session.tlsOffloaded = true;
+  }
+  if (header?.tlvs.authority !== undefined) session.localName = header.tlvs.authority;
   onSession(session);
   session.startLoginTimer(() => session.close('login_timeout', 'Disconnected: inactivity during login', frontend.goodbye(session, 'timeout')));
   if (!spec.ssl) {
     frontend.start(session);
+    // The PROXY header reader paused the socket so no byte was lost; the front-end listens now.
+    if (header !== undefined || spec.haproxy) socket.resume();
     return;
   }
   session.state = 'tls-handshake';

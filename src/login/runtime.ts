@@ -19,6 +19,7 @@ export interface Runtime {
   readonly passdbs: PassdbChain;
   readonly tls: TlsStore;
   readonly trustedNetworks: BlockList;
+  readonly haproxyTrustedNetworks: BlockList;
 }
 
 export function createRuntime(loaded: LoadedConfig, log: Logger, tls?: TlsStore): Runtime {
@@ -31,5 +32,6 @@ export function createRuntime(loaded: LoadedConfig, log: Logger, tls?: TlsStore)
     passdbs: new PassdbChain(config, log),
     tls: tls ?? new TlsStore(config, loaded.listeners),
     trustedNetworks: netBlockList(config.login_trusted_networks),
+    haproxyTrustedNetworks: netBlockList(config.haproxy_trusted_networks),
   };
 }

@@ -53,6 +53,8 @@ export interface PeerFacts {
   readonly realRemotePort: number;
   readonly realLocalIp: string;
   readonly realLocalPort: number;
+  /** The load balancer that sent a PROXY header for this connection, if any. */
+  readonly proxiedBy?: string | undefined;
 }
 
 export interface SessionInfo {
@@ -83,6 +85,8 @@ export class ClientSession {
   socket: Socket;
   state: SessionState = 'pre-auth';
   tls = false;
+  /** TLS was terminated in front of portier (PROXY protocol SSL TLV). */
+  tlsOffloaded = false;
   /** TLS server name the client asked for (SNI). */
   localName: string | undefined;
   badCommands = 0;
@@ -202,6 +206,7 @@ export class ClientSession {
         user: this.user,
         rip: this.peer.remoteIp,
         rport: this.peer.remotePort,
+        proxied_by: this.peer.proxiedBy,
         lip: this.peer.localIp,
         lport: this.peer.localPort,
         tls: this.tls,
