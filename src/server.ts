@@ -5,6 +5,8 @@
 import type { LoadedConfig } from './config/load.js';
 import type { Protocol } from './config/schema.js';
 import { startAdminHttp, type AdminHttp } from './admin/http.js';
+import { BackendHealth } from './backend/health.js';
+import { DisconnectSpreader } from './splice/spread.js';
 import { errorText, PortierError } from './errors.js';
 import { imapFrontend } from './imap/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
@@ -23,6 +25,9 @@ export function supportedProtocols(): Protocol[] {
 
 export class Portier {
   #runtime: Runtime;
+  /** Backend failure memory outlives reloads: a dead backend is still dead after SIGHUP. */
+  readonly #health = new BackendHealth(() => this.#runtime.config.proxy_host_immediate_failure_after);
+  readonly #disconnects = new DisconnectSpreader(() => this.#runtime.config.login_proxy_max_disconnect_delay);
   readonly #log: Logger;
   #bound: BoundListener[] = [];
   readonly #sessions = new Set<ClientSession>();
@@ -38,7 +43,7 @@ export class Portier {
         throw new PortierError('CONFIG_INVALID', `protocol ${l.protocol} (listener ${l.name}) is not available in this version; remove it from protocols`);
       }
     }
-    this.#runtime = createRuntime(loaded, log);
+    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects });
     this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
   }
 
@@ -116,7 +121,7 @@ export class Portier {
   /** Apply a new configuration: new sessions use it, existing sessions keep theirs. */
   reload(loaded: LoadedConfig): void {
     const old = this.#runtime;
-    this.#runtime = createRuntime(loaded, this.#log);
+    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects });
     void old.passdbs.close();
     this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');

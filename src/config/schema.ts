@@ -125,6 +125,16 @@ export const configSchema = z.strictObject({
   login_proxy_timeout: duration.default(30_000),
   login_proxy_max_reconnects: z.number().int().min(0).max(20).default(3),
   login_proxy_idle_timeout: duration.default(30 * 60_000),
+  /** Spread client disconnects over this long when a backend drops many sessions at once. */
+  login_proxy_max_disconnect_delay: duration.default(0),
+  /** A backend failing this long without a success fails new logins at once (one probe at a time). */
+  proxy_host_immediate_failure_after: duration.default(30_000),
+  /** Addresses to connect to backends from, round-robin; a leading `?` keeps only bindable ones. */
+  login_source_ips: wordList('a list of addresses').default([]),
+  /** portier: where `proxy_maybe` logins that point at this host are served, per protocol. */
+  local_backend: z
+    .partialRecord(z.enum(PROTOCOLS), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'expected host:port'))
+    .default({}),
   login_proxy_buffer_size: size.default(64 * 1024),
   haproxy_trusted_networks: netList.default([]),
   haproxy_timeout: duration.default(3000),
@@ -173,6 +183,6 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set(['ssl_key_password', 'pa
 
 /** Settings printed back as durations / sizes by check-config. */
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
-  'shutdown_timeout', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
+  'shutdown_timeout', 'proxy_host_immediate_failure_after', 'login_proxy_max_disconnect_delay', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
 ]);
 export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size']);

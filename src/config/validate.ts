@@ -1,6 +1,7 @@
 /**
  * Checks that span several settings (the schema checks each value alone).
  */
+import { isIP } from 'node:net';
 import type { Config } from './schema.js';
 
 export interface Problem {
@@ -45,6 +46,9 @@ export function checkCrossFields(config: Config): Problem[] {
       }
     }
   }
+  config.login_source_ips.forEach((entry, i) => {
+    if (isIP(entry.replace(/^\?/, '')) === 0) problems.push({ path: ['login_source_ips', i], message: `"${entry}" is not an IP address (optionally prefixed with ?)` });
+  });
   const sep = config.auth_master_user_separator;
   if (sep !== '' && config.auth_username_chars !== '' && config.auth_username_chars.includes(sep)) {
     problems.push({ path: ['auth_master_user_separator'], message: `"${sep}" is also allowed in auth_username_chars, so logins would be ambiguous` });

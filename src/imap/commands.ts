@@ -160,11 +160,18 @@ export function login(ctx: CommandContext, tag: string, creds: LoginCredentials)
         clientRest: ctx.reader.drain(),
         backendRest: result.rest,
         idleTimeoutMs: s.runtime.config.login_proxy_idle_timeout,
+        goodbye: IMAP_BACKEND_GONE,
       });
       return 'stop';
     })(),
   );
 }
+
+/** A backend that vanished without its own `* BYE` still gets the client a polite one. */
+const IMAP_BACKEND_GONE = {
+  text: Buffer.from('* BYE [UNAVAILABLE] Server disconnected.\r\n'),
+  said: (tail: Buffer) => /(^|\n)\* BYE /.test(tail.toString('latin1')),
+};
 
 function logAuth(s: ClientSession, kind: string, why: string | undefined, mech: string): void {
   const level = kind === 'tempfail' || kind === 'no-route' ? 'warn' : 'info';

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
 import { BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
+import { decideRoute } from '../backend/route.js';
 import { errorText } from '../errors.js';
 import { publishProxy } from '../telemetry/events.js';
 import type { Socket } from 'node:net';
@@ -65,46 +66,67 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
 }
 
 async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
-  const { config, tls } = session.runtime;
+  const { config, tls, health } = session.runtime;
   const target = outcome.target;
   const port = target.port ?? (target.tls === 'ssl' ? upstream.defaultSslPort : upstream.defaultPort);
-  const backend = `${target.host}:${port}`;
+  let backend = `${target.host}:${port}`;
   const started = Date.now();
   const signal = AbortSignal.timeout(target.timeoutMs ?? config.login_proxy_timeout);
-  const ttl = session.proxyTtl - 1;
+  const destuser = target.destuser ?? outcome.user;
+  const selfAddresses = new Set([session.peer.realLocalIp, ...config.auth_proxy_self]);
   const refuse = (f: ProxyFailure): ProxyResult => {
     session.log.warn({ user: outcome.user, backend, failure: f.kind }, `proxy login refused: ${f.detail}`);
     return { ok: false, backend, failure: f };
   };
-  if (ttl <= 0) return refuse(failure('loop', `TTL reached zero - proxies appear to be looping? (backend ${backend})`));
-  const destuser = target.destuser ?? outcome.user;
   let attempt = 0;
   for (;;) {
     let reader: BackendReader | undefined;
+    let key: string | undefined;
+    let probe = false;
     try {
       const addresses = target.hostip !== undefined ? [target.hostip] : await resolveHost(target.host, signal);
-      const address = addresses[0];
-      if (address === undefined) throw new ProxyFailureError(failure('connect', `${target.host} has no address`));
-      if (isSelf(session, addresses, port) && target.mode === 'proxy' && destuser === outcome.user) {
-        return refuse(failure('loop', `Proxying loops to itself: ${backend}`));
+      const route = decideRoute({
+        target,
+        addresses,
+        port,
+        user: outcome.user,
+        destuser,
+        selfAddresses,
+        selfPort: session.listener.port,
+        ttl: session.proxyTtl - 1,
+        localBackend: session.runtime.localBackends[session.listener.protocol],
+      });
+      if (route.kind === 'refuse') return refuse(route.failure);
+      const local = route.kind === 'local';
+      const address = local ? route.backend.host : route.address;
+      const dport = local ? route.backend.port : route.port;
+      backend = local ? `${address}:${dport} (local)` : `${target.host}:${dport}`;
+      key = `${address}:${dport}`;
+      const admission = health.admit(key);
+      if (!admission.go) {
+        return refuse(failure('host-down', `Host is down: ${backend} has failed for ${Math.round(admission.failingForMs / 1000)}s without a success`));
       }
-      const endpoint: Endpoint = { host: target.host, address, port, sourceIp: target.sourceIp };
+      probe = admission.probe;
+      const endpoint: Endpoint = { host: local ? address : target.host, address, port: dport, sourceIp: target.sourceIp ?? session.runtime.sourceIps.next() };
       let socket: Socket = await connectTcp(endpoint, signal);
-      if (target.tls === 'ssl') socket = await startClientTls(socket, target.host, tls.clientOptions(target.host, target.anyCert), signal);
+      // The co-located backend of proxy_maybe is reached in plaintext, as a local login would be.
+      if (!local && target.tls === 'ssl') socket = await startClientTls(socket, target.host, tls.clientOptions(target.host, target.anyCert), signal);
       reader = new BackendReader(socket, signal, `backend ${backend}`);
       const { reply, rest: framed } = await upstream.login({
         session,
-        outcome,
+        outcome: local ? { ...outcome, target: { ...target, tls: 'none' } } : outcome,
         reader,
         endpoint,
         signal,
-        ttl,
+        // A local login is not a hop: the TTL is passed on unchanged.
+        ttl: local ? session.proxyTtl : session.proxyTtl - 1,
         destuser,
         tlsOptions: () => tls.clientOptions(target.host, target.anyCert),
       });
       const detached = reader.detach();
       const connected = detached.socket;
       const rest = framed.length === 0 ? detached.rest : Buffer.concat([framed, detached.rest]);
+      health.succeeded(key);
       session.log.info(
         { user: outcome.user, destuser, master: outcome.masterUser, backend, reconnects: attempt || undefined, login_ms: Date.now() - started },
         `Started proxying to ${backend}`,
@@ -113,6 +135,10 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
     } catch (err) {
       reader?.destroy();
       const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
+      if (key !== undefined) {
+        if (HEALTH_FAILURES.has(f.kind)) health.failed(key, probe);
+        else health.released(key, probe);
+      }
       const level = BACKEND_FAULT.has(f.kind) ? 'warn' : 'info';
       session.log[level]({ user: outcome.user, backend, failure: f.kind, attempt }, `proxy login failed: ${f.detail}`);
       if (!RETRYABLE.has(f.kind) || attempt >= config.login_proxy_max_reconnects || signal.aborted) {
@@ -128,8 +154,5 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
   }
 }
 
-/** Dovecot's "self": an address of the destination is our local address and the port is ours. */
-function isSelf(session: ClientSession, addresses: readonly string[], port: number): boolean {
-  const self = new Set([session.peer.realLocalIp, ...session.runtime.config.auth_proxy_self]);
-  return port === session.listener.port && addresses.some((a) => self.has(a));
-}
+/** Failures that say the backend (or the way to it) is not working, for the health record. */
+const HEALTH_FAILURES: ReadonlySet<ProxyFailure['kind']> = new Set(['connect', 'timeout', 'remote']);

@@ -5,7 +5,11 @@
 import type { BlockList } from 'node:net';
 import { hostname } from 'node:os';
 import type { LoadedConfig, ListenerSpec } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import type { Config, Protocol } from '../config/schema.js';
+import { BackendHealth } from '../backend/health.js';
+import type { LocalBackend } from '../backend/route.js';
+import { SourceIps } from '../backend/source-ips.js';
+import { DisconnectSpreader } from '../splice/spread.js';
 import { netBlockList } from '../config/types.js';
 import { PassdbChain } from '../passdb/chain.js';
 import type { Logger } from '../telemetry/log.js';
@@ -20,18 +24,38 @@ export interface Runtime {
   readonly tls: TlsStore;
   readonly trustedNetworks: BlockList;
   readonly haproxyTrustedNetworks: BlockList;
+  /** Process-wide: survives reloads, shared by every session. */
+  readonly health: BackendHealth;
+  readonly sourceIps: SourceIps;
+  readonly disconnects: DisconnectSpreader;
+  readonly localBackends: Readonly<Partial<Record<Protocol, LocalBackend>>>;
 }
 
-export function createRuntime(loaded: LoadedConfig, log: Logger, tls?: TlsStore): Runtime {
+export interface SharedState {
+  readonly tls?: TlsStore | undefined;
+  readonly health?: BackendHealth | undefined;
+  readonly disconnects?: DisconnectSpreader | undefined;
+}
+
+export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedState = {}): Runtime {
   const config = loaded.config;
+  const localBackends: Partial<Record<Protocol, LocalBackend>> = {};
+  for (const [protocol, hostPort] of Object.entries(config.local_backend) as [Protocol, string][]) {
+    const at = hostPort.lastIndexOf(':');
+    localBackends[protocol] = { host: hostPort.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(at + 1)) };
+  }
   return {
     config,
     listeners: loaded.listeners,
     log,
     hostname: config.hostname ?? hostname(),
     passdbs: new PassdbChain(config, log),
-    tls: tls ?? new TlsStore(config, loaded.listeners),
+    tls: shared.tls ?? new TlsStore(config, loaded.listeners),
     trustedNetworks: netBlockList(config.login_trusted_networks),
     haproxyTrustedNetworks: netBlockList(config.haproxy_trusted_networks),
+    health: shared.health ?? new BackendHealth(() => config.proxy_host_immediate_failure_after),
+    sourceIps: new SourceIps(config.login_source_ips),
+    disconnects: shared.disconnects ?? new DisconnectSpreader(() => config.login_proxy_max_disconnect_delay),
+    localBackends,
   };
 }

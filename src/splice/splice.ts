@@ -1,8 +1,10 @@
 /**
  * After login: client ⇄ backend, byte for byte. Backpressure comes from pipe() (a slow reader
- * pauses the other side, so buffering stays at the sockets' high-water marks); a FIN from one
- * side is passed on and both are closed soon after; an idle limit covers both directions
- * (every byte crosses the client socket, so its timeout sees all traffic).
+ * pauses the other side, so buffering stays at the sockets' high-water marks); a FIN from the
+ * client is passed on and both are closed soon after; an idle limit covers both directions
+ * (every byte crosses the client socket, so its timeout sees all traffic). When the backend
+ * goes away the client gets the protocol's goodbye (unless the backend said one), and in a
+ * storm of such closes the client disconnects are spread out.
  */
 import type { Socket } from 'node:net';
 import { errorText } from '../errors.js';
@@ -19,11 +21,17 @@ export interface SpliceOptions {
   /** Bytes the backend sent after its login reply: they belong to the client. */
   readonly backendRest: Buffer;
   readonly idleTimeoutMs: number;
+  /**
+   * The protocol's goodbye when the backend closes without one (IMAP `* BYE ...`), and how
+   * to see that the backend's last bytes already were one.
+   */
+  readonly goodbye?: { readonly text: Buffer; readonly said: (lastBytes: Buffer) => boolean } | undefined;
 }
 
 export function splice(session: ClientSession, opts: SpliceOptions): void {
   const client = session.socket;
   const { backend } = opts;
+  const spreader = session.runtime.disconnects;
   session.handOver({ name: opts.backendName, socket: backend });
   client.removeAllListeners('data');
   client.removeAllListeners('end');
@@ -33,14 +41,16 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   const started = Date.now();
   const clientIn0 = client.bytesRead;
   const clientOut0 = client.bytesWritten;
+  /** The backend's last bytes (at most 1 KiB), to see whether it said goodbye itself. */
+  let tail: Buffer = opts.backendRest.subarray(-1024);
 
   const finish = (): void => {
     if (!client.destroyed) client.destroy();
     if (!backend.destroyed) backend.destroy();
   };
   let grace: NodeJS.Timeout | undefined;
-  const startGrace = (): void => {
-    grace ??= setTimeout(finish, HALF_CLOSE_GRACE_MS).unref();
+  const startGrace = (ms = HALF_CLOSE_GRACE_MS): void => {
+    grace ??= setTimeout(finish, ms).unref();
   };
   const ended = (r: EndReason, d = ''): void => {
     if (reason === undefined) {
@@ -48,14 +58,34 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
       detail = d;
     }
   };
+  /** The backend is gone: say goodbye if it did not, then close the client (maybe later). */
+  let clientClosing = false;
+  const closeClient = (): void => {
+    if (clientClosing) return;
+    clientClosing = true;
+    client.unpipe(backend);
+    client.pause();
+    const delay = spreader.delayFor(opts.backendName);
+    const close = (): void => {
+      if (client.destroyed) return;
+      if (opts.goodbye && reason !== 'client_closed' && !opts.goodbye.said(tail)) client.write(opts.goodbye.text);
+      client.end();
+      startGrace();
+    };
+    if (delay > 0) setTimeout(close, delay).unref();
+    else close();
+  };
 
   client.on('end', () => {
     ended('client_closed');
     startGrace();
   });
+  backend.on('data', (chunk: Buffer) => {
+    tail = chunk.length >= 1024 ? chunk.subarray(-1024) : Buffer.concat([tail, chunk]).subarray(-1024);
+  });
   backend.on('end', () => {
     ended('backend_closed');
-    startGrace();
+    closeClient();
   });
   client.on('error', (err) => {
     ended('client_closed', errorText(err));
@@ -63,15 +93,18 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   });
   backend.on('error', (err) => {
     ended('backend_closed', errorText(err));
-    finish();
+    closeClient();
   });
   let closed = 0;
-  const onClose = (): void => {
+  const onClose = (which: 'client' | 'backend'): void => {
     if (++closed === 1) {
-      // One side is gone: give the other its buffered bytes, then close it too.
-      startGrace();
-      if (!client.destroyed) client.end();
-      if (!backend.destroyed) backend.end();
+      if (which === 'backend') {
+        ended('backend_closed');
+        closeClient();
+      } else if (!backend.destroyed) {
+        backend.end();
+        startGrace();
+      }
       return;
     }
     if (grace) clearTimeout(grace);
@@ -84,8 +117,8 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
       ...(detail ? { error: detail } : {}),
     });
   };
-  client.once('close', onClose);
-  backend.once('close', onClose);
+  client.once('close', () => onClose('client'));
+  backend.once('close', () => onClose('backend'));
 
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs, () => {
@@ -96,7 +129,7 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   if (opts.backendRest.length > 0) client.write(opts.backendRest);
   if (opts.clientRest.length > 0) backend.write(opts.clientRest);
   client.pipe(backend);
-  backend.pipe(client);
+  backend.pipe(client, { end: false });
   client.resume();
   backend.resume();
 }

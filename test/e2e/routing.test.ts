@@ -1,0 +1,163 @@
+/**
+ * Routing and backend trouble with real Dovecot backends: proxy_maybe lands on the local or the
+ * remote backend, a backend that comes back is used again, a hanging backend is failed at once
+ * after a while, and a backend killed under 200 sessions leaves portier serving and every
+ * client closed politely, spread over login_proxy_max_disconnect_delay.
+ */
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
+import { LineClient } from '../support/lines.js';
+import { freePort } from '../support/ports.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+
+let remote: DovecotBackend;
+let local: DovecotBackend;
+let px: RunningPortier;
+let blackhole: Server;
+
+const MANY = 200;
+
+beforeAll(async () => {
+  const users = [{ user: 'lu', password: 'pw' }, { user: 'ru', password: 'pw' }, ...Array.from({ length: MANY }, (_, i) => ({ user: `m${i}`, password: 'pw' }))];
+  const extraConf = 'default_process_limit = 500\nmail_max_userip_connections = 500\n';
+  remote = await startDovecot({ address: '127.0.0.2', users, trustedNetworks: ['127.0.0.0/8'], extraConf });
+  local = await startDovecot({ address: '127.0.0.3', users, trustedNetworks: ['127.0.0.0/8'] });
+  await remote.deliver('lu', 'Subject: on remote\r\n\r\nr\r\n');
+  await local.deliver('lu', 'Subject: on local\r\n\r\nl\r\n');
+  await remote.deliver('ru', 'Subject: on remote\r\n\r\nr\r\n');
+  blackhole = createServer(() => {});
+  await new Promise<void>((r) => blackhole.listen(0, '127.0.0.4', r));
+  const bh = (blackhole.address() as { port: number }).port;
+  const port = await freePort();
+  const lines = [
+    // proxy_maybe pointing at portier's own address (no port): served by the local backend.
+    `lu:::::::proxy_maybe host=127.0.0.1 nopassword=y`,
+    `ru:::::::proxy_maybe host=${remote.host} port=${remote.ports.imap} nopassword=y`,
+    `hang:::::::proxy=y host=127.0.0.4 port=${bh} nopassword=y proxy_timeout=1s`,
+    ...Array.from({ length: MANY }, (_, i) => `m${i}:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y`),
+    '',
+  ];
+  px = await startPortier(
+    `
+protocols: imap
+listen: 127.0.0.1
+ssl: no
+disable_plaintext_auth: no
+auth_failure_delay: 0
+login_trusted_networks: 127.0.0.0/8
+proxy_host_immediate_failure_after: 1s
+login_proxy_max_disconnect_delay: 2s
+local_backend:
+  imap: ${local.host}:${local.ports.imap}
+service:
+  imap-login:
+    inet_listener:
+      imap: { port: ${port} }
+      imaps: { port: 0 }
+passdb:
+  - driver: passwd-file
+    args: scheme=PLAIN {{dir}}/users
+`,
+    { users: lines.join('\n') },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await px?.stop();
+  blackhole?.close();
+  await remote?.stop();
+  await local?.stop();
+});
+
+async function login(user: string): Promise<{ c: LineClient; reply: string; ms: number }> {
+  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
+  await c.line();
+  const t0 = Date.now();
+  c.write(`a LOGIN ${user} pw\r\n`);
+  const reply = (await c.until('a', 15_000)).at(-1) ?? '';
+  return { c, reply, ms: Date.now() - t0 };
+}
+
+async function subject(c: LineClient): Promise<string> {
+  c.write('s SELECT INBOX\r\nf FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n');
+  await c.until('s');
+  const lines = await c.until('f');
+  return lines.find((l) => l.startsWith('Subject:')) ?? '';
+}
+
+describe('proxy_maybe', () => {
+  test('pointing at this host: served by local_backend, with the TTL unchanged', async () => {
+    const { c, reply } = await login('lu');
+    expect(reply).toMatch(/^a OK /);
+    expect(await subject(c)).toBe('Subject: on local');
+    c.close();
+    const started = await px.waitForLog((l) => l.user === 'lu' && l.msg.startsWith('Started proxying'));
+    expect(started.backend).toBe(`${local.host}:${local.ports.imap} (local)`);
+  });
+
+  test('pointing elsewhere: proxied to the remote backend', async () => {
+    const { c, reply } = await login('ru');
+    expect(reply).toMatch(/^a OK /);
+    expect(await subject(c)).toBe('Subject: on remote');
+    c.close();
+  });
+});
+
+describe('backend trouble', () => {
+  test('a hanging backend is failed at once once it has failed for proxy_host_immediate_failure_after', async () => {
+    // Two full timeouts make the backend "down" (failing for ≥ 1 s without a success).
+    for (let i = 0; i < 2; i++) expect((await login('hang')).reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
+    // One login probes (and waits); a second one meanwhile fails immediately.
+    const probe = login('hang');
+    await new Promise((r) => setTimeout(r, 100));
+    const fast = await login('hang');
+    expect(fast.reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
+    expect(fast.ms).toBeLessThan(500);
+    expect((await probe).ms).toBeGreaterThanOrEqual(800);
+    await px.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('Host is down'));
+  });
+
+  test('a backend that comes back is used again', async () => {
+    await local.stop();
+    expect((await login('lu')).reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
+    await local.start();
+    const { c, reply } = await login('lu');
+    expect(reply).toMatch(/^a OK /);
+    c.close();
+  });
+
+  test(`killing a backend under ${MANY} sessions: portier keeps serving, every client is closed politely and spread out`, async () => {
+    const clients: LineClient[] = [];
+    for (let i = 0; i < MANY; i += 20) {
+      const batch = await Promise.all(Array.from({ length: Math.min(20, MANY - i) }, (_, j) => login(`m${i + j}`)));
+      for (const b of batch) {
+        expect(b.reply).toMatch(/^a OK /);
+        clients.push(b.c);
+      }
+    }
+    expect(px.portier.sessions().filter((s) => s.state === 'spliced').length).toBeGreaterThanOrEqual(MANY);
+    const t0 = Date.now();
+    await remote.kill();
+    const closedAt = await Promise.all(
+      clients.map(async (c) => {
+        await c.waitClosed(10_000);
+        return Date.now() - t0;
+      }),
+    );
+    // Every client got a goodbye before its connection closed.
+    expect(clients.every((c) => c.pending().includes('* BYE'))).toBe(true);
+    // Spread over login_proxy_max_disconnect_delay (2 s), not all at once.
+    const sorted = [...closedAt].sort((x, y) => x - y);
+    expect((sorted.at(-1) ?? 0) - (sorted[0] ?? 0)).toBeGreaterThan(800);
+    expect(sorted.at(-1)).toBeLessThan(6000);
+    // portier itself is fine.
+    const { c, reply } = await login('ru');
+    expect(reply).toMatch(/^a NO \[UNAVAILABLE\]|^a OK /);
+    c.close();
+    const fresh = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
+    expect(await fresh.line()).toMatch(/^\* OK /);
+    fresh.close();
+    await remote.start();
+  }, 120_000);
+});
