@@ -145,6 +145,16 @@ describe('login and routing', () => {
     expect(ended.out).toBeGreaterThan(0);
   });
 
+  test('the Dovecot backend logs the real client address (ID from a trusted proxy)', async () => {
+    const from = await backend.logSize();
+    const c = await client();
+    c.write('r1 LOGIN alice alice-pw\r\n');
+    expect((await c.until('r1')).at(-1)).toMatch(/^r1 OK /);
+    c.close();
+    const line = await backend.waitForLog(/imap-login: Info: Login: user=<alice>/, 5000, from);
+    expect(line).toMatch(/rip=127\.0\.0\.5/);
+  });
+
   test('proxy-side auth: a wrong password never reaches the backend', async () => {
     const from = await backend.logSize();
     const c = await client();

@@ -77,6 +77,7 @@ function users(): string {
     `preauth:::::::${to('preauth')}`,
     `logindisabled:::::::${to('logindisabled')}`,
     `plain:::::::${to('plain')} forward_tenant=acme`,
+    `sourced:::::::${to('plain')} source_ip=127.0.0.9`,
     `master:::::::${to('plain')} master=admin pass=admin-secret destuser=target`,
     `nosaslir:::::::${to('nosaslir')}`,
     `piped:::::::${to('slowid')}`,
@@ -95,6 +96,7 @@ ssl: no
 disable_plaintext_auth: no
 auth_failure_delay: 0
 login_trusted_networks: 127.0.0.6
+login_source_ips: 127.0.0.8 ?192.0.2.1
 service:
   imap-login:
     inet_listener:
@@ -180,6 +182,16 @@ describe('what portier sends', () => {
     const session = /"x-session-id" "([^"]+)"/.exec(id)?.[1];
     expect(px.logs().some((l) => l.session === session && l.msg.startsWith('Started proxying'))).toBe(true);
     expect(conn?.received.find((l) => l.startsWith('L '))).toBe('L LOGIN plain simple-pw');
+  });
+
+  test('backend connections come from login_source_ips, or the source_ip field', async () => {
+    const before = fakes['plain']?.connections.length ?? 0;
+    const a = await login('plain', 'pw');
+    a.c.close();
+    const b = await login('sourced', 'pw');
+    b.c.close();
+    const conns = fakes['plain']?.connections.slice(before) ?? [];
+    expect(conns.map((c) => c.remoteAddress)).toEqual(['127.0.0.8', '127.0.0.9']);
   });
 
   test('passwords that are not simple go as AUTHENTICATE PLAIN with SASL-IR, bytes exact', async () => {

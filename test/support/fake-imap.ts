@@ -8,6 +8,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 
 export interface FakeConn {
   readonly socket: Socket;
+  /** The peer's address, kept after the socket closes. */
+  readonly remoteAddress: string | undefined;
   /** Lines received so far, without CRLF. */
   readonly received: string[];
   write(text: string): void;
@@ -59,6 +61,7 @@ export async function startFakeImap(opts: FakeImapOptions = {}): Promise<FakeIma
     socket.on('error', () => {});
     const conn: FakeConn = {
       socket,
+      remoteAddress: socket.remoteAddress,
       received: [],
       write: (text) => {
         if (!socket.destroyed) socket.write(text);
