@@ -3,9 +3,11 @@
  * (bad config, busy port) print one clear message and exit non-zero, never a stack trace.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { defaultConfigFile, loadConfig, type LoadedConfig } from './config/load.js';
 import { printConfig } from './config/print.js';
+import { isClusterWorker, reportToPrimary, runPrimary, shareMetrics } from './cluster.js';
 import { ConfigError, errorText, PortierError } from './errors.js';
 import { Portier } from './server.js';
 import { createLogger } from './telemetry/log.js';
@@ -82,22 +84,30 @@ async function serve(file: string): Promise<number> {
   const loaded = tryLoad(file);
   if (loaded === null) return 1;
   const log = createLogger({ level: loaded.config.log_level, instance: loaded.config.instance_name });
+  const workers = loaded.config.workers === 'auto' ? availableParallelism() : loaded.config.workers;
+  const worker = isClusterWorker();
+  if (loaded.file === defaultConfigFile() && !worker) {
+    log.warn('running on the embedded development configuration: its TLS certificate and demo users are not for production');
+  }
+  if (workers > 1 && !worker) return runPrimary(loaded, workers, log);
   let portier: Portier;
   try {
-    portier = new Portier(loaded, log);
+    portier = new Portier(loaded, log, { adminHttp: !worker });
     await portier.start();
   } catch (err) {
     const text = err instanceof PortierError ? err.message : errorText(err);
-    process.stderr.write(`portier: cannot start: ${text}\n`);
+    if (worker) reportToPrimary({ type: 'portier:failed', error: text });
+    else process.stderr.write(`portier: cannot start: ${text}\n`);
     log.fatal({ err: text }, 'cannot start');
     log.flush();
     return 1;
   }
-  log.info({ version: version(), config: loaded.file, pid: process.pid }, 'portier started');
-  if (loaded.file === defaultConfigFile()) {
-    log.warn('running on the embedded development configuration: its TLS certificate and demo users are not for production');
+  if (worker) {
+    shareMetrics(portier.metrics.registry);
+    reportToPrimary({ type: 'portier:ready' });
   }
-  return new Promise<number>((resolve) => {
+  log.info({ version: version(), config: loaded.file, pid: process.pid }, worker ? 'worker started' : 'portier started');
+  const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -128,4 +138,7 @@ async function serve(file: string): Promise<number> {
       }
     });
   });
+  // A worker's channel to the primary would keep it alive after stopping.
+  if (worker) process.disconnect?.();
+  return code;
 }

@@ -36,7 +36,11 @@ export class Portier {
   readonly #metrics: Metrics;
   #admin: AdminHttp | undefined;
 
-  constructor(loaded: LoadedConfig, log: Logger) {
+  readonly #adminHttp: boolean;
+
+  /** `adminHttp: false` in cluster workers: the primary serves the admin port for all. */
+  constructor(loaded: LoadedConfig, log: Logger, options: { adminHttp?: boolean } = {}) {
+    this.#adminHttp = options.adminHttp ?? true;
     this.#log = log;
     for (const l of loaded.listeners) {
       if (FRONTENDS[l.protocol] === undefined) {
@@ -94,7 +98,7 @@ export class Portier {
       throw err;
     }
     const adminListen = rt.config.admin_listen;
-    if (adminListen !== undefined) {
+    if (adminListen !== undefined && this.#adminHttp) {
       try {
         this.#admin = await startAdminHttp(adminListen, { metrics: () => this.#metrics.text(), ready: () => this.ready }, this.#log);
       } catch (err) {

@@ -88,9 +88,55 @@ const staticPassdb = z.strictObject({
   ...passdbCommon,
 });
 
-export const passdbSchema = z.discriminatedUnion('driver', [passwdFilePassdb, staticPassdb], {
+/**
+ * PostgreSQL: `connect` and `password_query` as in Dovecot's dovecot-sql.conf.ext, or `args`
+ * naming such a file. Variables in the query become bound parameters, never SQL text.
+ */
+const sqlPassdb = z
+  .strictObject({
+    driver: z.literal('sql'),
+    /** Dovecot form: the path of a dovecot-sql.conf.ext (driver, connect, password_query, default_pass_scheme). */
+    args: filePath.optional(),
+    connect: z.string().optional(),
+    password_query: z.string().optional(),
+    default_pass_scheme: z.string().optional(),
+    /** portier: bound for one query (and for getting a connection from the pool). */
+    query_timeout: duration.default(5000),
+    ...passdbCommon,
+  })
+  .refine((p) => p.args !== undefined || (p.connect !== undefined && p.password_query !== undefined), {
+    message: 'sql needs connect and password_query (or args: the path of a dovecot-sql.conf.ext)',
+  });
+
+/** Redis: one key per user (`key: user:%u`), read as a hash (HGETALL) or a JSON string value. */
+const redisPassdb = z.strictObject({
+  driver: z.literal('redis'),
+  /** `redis://[:password@]host:port[/db]`, `rediss://...`, or Dovecot's dict form `redis:host=...:port=...`. */
+  connect: z.string(),
+  key: z.string(),
+  value_format: z.enum(['hash', 'json']).default('hash'),
+  default_pass_scheme: z.string().optional(),
+  query_timeout: duration.default(2000),
+  ...passdbCommon,
+});
+
+/** An external checkpassword program (qmail's interface, run as Dovecot runs it). */
+const checkpasswordPassdb = z.strictObject({
+  driver: z.literal('checkpassword'),
+  /** The program and its arguments (`%` variables allowed); the reply program is appended. */
+  args: z.string().min(1),
+  /** Default: portier's bin/checkpassword-reply (compatible with Dovecot's). */
+  checkpassword_reply_path: filePath.optional(),
+  /** portier: a program still running after this is killed and the login fails temporarily. */
+  timeout: duration.default(5000),
+  /** portier: programs running at once; more requests wait (and time out) in a queue. */
+  max_concurrency: z.number().int().min(1).max(1024).default(16),
+  ...passdbCommon,
+});
+
+export const passdbSchema = z.discriminatedUnion('driver', [passwdFilePassdb, staticPassdb, sqlPassdb, redisPassdb, checkpasswordPassdb], {
   error: (issue) =>
-    issue.code === 'invalid_union' ? 'unknown passdb driver (supported: passwd-file, static)' : undefined,
+    issue.code === 'invalid_union' ? 'unknown passdb driver (supported: passwd-file, static, sql, redis, checkpassword)' : undefined,
 });
 export type PassdbConfig = z.output<typeof passdbSchema>;
 
@@ -107,8 +153,12 @@ export const configSchema = z.strictObject({
   hostname: z.string().optional(),
   /** HTTP for /metrics, /livez, /readyz: `host:port`; off when absent. */
   admin_listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):\d{1,5}$/, 'expected host:port, [v6]:port or :port').optional(),
+  /** UNIX socket for `portier auth cache flush` and friends (mode 0600); empty: off. */
+  admin_socket: z.string().default('/run/portier/admin.sock'),
   log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   shutdown_timeout: duration.default(30_000),
+  /** Worker processes sharing the listeners: a number, or `auto` for one per CPU core. */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   protocols: wordList('a list of protocols')
     .pipe(z.array(z.enum(PROTOCOLS)))
     .default(['imap', 'pop3', 'lmtp']),
@@ -151,6 +201,20 @@ export const configSchema = z.strictObject({
   disable_plaintext_auth: yesNo.default(true),
   default_pass_scheme: z.string().default('CRYPT'),
   passdb: z.array(passdbSchema).default([]),
+  /** Dovecot's auth cache: bytes (approximate) of cached passdb results; 0 = off. */
+  auth_cache_size: size.default(0),
+  auth_cache_ttl: duration.default(3_600_000),
+  auth_cache_negative_ttl: duration.default(3_600_000),
+  /** portier: while the passdbs fail temporarily, answer from expired positive entries (Dovecot always does). */
+  auth_cache_serve_stale_on_failure: yesNo.default(true),
+  /** portier: failure penalty per client IP (Dovecot's anvil): delay = min(initial × 2^penalty, max). */
+  auth_penalty_initial_delay: duration.default(2000),
+  /** 0 switches the penalty off. */
+  auth_penalty_max_delay: duration.default(15_000),
+  /** IPv6 clients share a penalty per prefix of this length (Dovecot: 48). */
+  auth_penalty_ipv6_prefix: z.number().int().min(0).max(128).default(48),
+  /** `redis://...`: share penalties between replicas; in-memory when unset or unreachable. */
+  auth_penalty_redis: z.string().optional(),
 
   // TLS (Dovecot ssl_* settings).
   ssl: z
@@ -179,10 +243,11 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 
 /** Keys whose values are secrets: printed masked, never logged. */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['ssl_key_password', 'password', 'pass', 'connect']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['ssl_key_password', 'password', 'pass', 'connect', 'auth_penalty_redis']);
 
 /** Settings printed back as durations / sizes by check-config. */
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'proxy_host_immediate_failure_after', 'login_proxy_max_disconnect_delay', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
+  'auth_cache_ttl', 'auth_cache_negative_ttl', 'auth_penalty_initial_delay', 'auth_penalty_max_delay',
 ]);
-export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size']);
+export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size', 'auth_cache_size']);

@@ -22,7 +22,7 @@ export function createLogger(opts: LogOptions): Logger {
   return pino(
     {
       level: opts.level,
-      base: { instance: opts.instance },
+      base: { instance: opts.instance, pid: process.pid },
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
