@@ -160,6 +160,8 @@ export function createPassdb(conf: PassdbConfig, index: number, log: Logger): Pa
       return new PasswdFilePassdb({ name, path: conf.path, usernameFormat: conf.username_format, log });
     case 'static':
       return new StaticPassdb(name, staticFields(conf.args, conf.fields));
+    default:
+      throw new PortierError('PASSDB_CONFIG', `${name}: the ${conf.driver} driver is not available in this build`);
   }
 }
 
