@@ -2,7 +2,8 @@
  * The `portier` command as an operator runs it: --help, check-config (valid, invalid, secrets
  * masked), serve answering an IMAP greeting, SIGTERM exiting 0, a busy port refused cleanly.
  */
-import { writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -34,6 +35,15 @@ passdb:
 `;
 
 describe('portier command', () => {
+  test('npx portier runs this package (its bin is linked by npm ci)', async () => {
+    const root = new URL('../../', import.meta.url).pathname;
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('npx', ['--no-install', 'portier', '--version'], { cwd: root, timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(out.trim()).toBe(pkg.version);
+  });
+
   test('--help lists the verbs', async () => {
     const p = runPortierBin(['--help']);
     expect(await p.exited).toBe(0);
