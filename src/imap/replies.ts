@@ -68,7 +68,7 @@ export function proxyFailureReply(f: ProxyFailure): string {
 }
 
 /** RFC 2221 login referral URL: imap://user;AUTH=*@host[:port]/ */
-function referralUrl(r: { user: string; host: string; port?: number | undefined; destuser?: string | undefined }): string {
+export function referralUrl(r: { user: string; host: string; port?: number | undefined; destuser?: string | undefined }): string {
   const user = encodeURIComponent(r.destuser ?? r.user);
   const host = r.host.includes(':') ? `[${r.host}]` : r.host;
   return `imap://${user};AUTH=*@${host}${r.port !== undefined && r.port !== 143 ? `:${r.port}` : ''}/`;

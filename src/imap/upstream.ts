@@ -9,6 +9,7 @@ import { failure, ProxyFailureError } from '../backend/failure.js';
 import type { ProtocolUpstream, UpstreamContext } from '../login/proxy.js';
 import type { IdParams } from './wire/args.js';
 import { encodeCommand, encodeIdParams, ImapEncodeError, type EncodeArg } from './wire/encode.js';
+import { referralUrl } from './replies.js';
 import { IMAP_ID_MAX_PARAMS } from './wire/limits.js';
 import { capabilitiesOf, isCapabilityResponse, isIdResponse, type ImapResponse } from './wire/response.js';
 import { ImapResponseReader } from './wire/response-reader.js';
@@ -160,6 +161,14 @@ class UpstreamImap {
     const rest = r.raw.subarray(2).toString('utf8').replace(/\r?\n$/, '');
     if (r.status === 'OK') {
       const out = [...this.#relay];
+      const referral = this.#ctx.outcome.referral;
+      if (referral !== undefined) {
+        // RFC 2221: logged in, but this user belongs elsewhere. The OK carries the referral code.
+        if (this.#capsText !== undefined) out.push(Buffer.from(`* CAPABILITY ${this.#capsText}\r\n`, 'utf8'));
+        const url = referralUrl({ user: this.#ctx.outcome.user, host: referral.host, port: referral.port, destuser: this.#ctx.outcome.target.destuser });
+        out.push(Buffer.from(`${this.#opts.clientTag} OK [REFERRAL ${url}] Logged in, but you should use this server instead.\r\n`, 'utf8'));
+        return Buffer.concat(out);
+      }
       const caps = capabilitiesOf(r);
       if (caps === undefined && this.#capsText !== undefined && this.#capsText !== this.#opts.advertised) {
         out.push(Buffer.from(`* CAPABILITY ${this.#capsText}\r\n`, 'utf8'));

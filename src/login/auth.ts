@@ -32,6 +32,8 @@ export type AuthOutcome =
       /** Set for master logins: upstream logs in as this master on the user's behalf. */
       readonly masterUser?: string | undefined;
       readonly fields: LoginFields;
+      /** `host` without `proxy`: logged in (at local_backend), but told to use this server. */
+      readonly referral?: { readonly host: string; readonly port?: number | undefined } | undefined;
     }
   | { readonly kind: 'referral'; readonly user: string; readonly host: string; readonly port?: number | undefined; readonly nologin: boolean; readonly destuser?: string | undefined }
   | { readonly kind: 'failed'; readonly why: string; readonly nodelay?: boolean }
@@ -115,6 +117,15 @@ function route(
     return { kind: 'failed', why: `allow_real_nets does not include ${session.peer.realRemoteIp}` };
   }
   if (fields.proxy === undefined) {
+    const local = session.runtime.localBackends[session.listener.protocol];
+    if (fields.referralHost !== undefined && !fields.nologin && local !== undefined) {
+      // Dovecot logs such users in locally and adds the referral: portier's "locally" is local_backend.
+      const target: ProxyTarget = {
+        mode: 'proxy', always: false, host: local.host, port: local.port, destuser: fields.destuser,
+        tls: 'none', anyCert: false, nopipelining: false, notTrusted: false, forward: new Map(),
+      };
+      return { kind: 'proxy', user, target, password: typed, masterUser, fields, referral: { host: fields.referralHost, port: fields.referralPort } };
+    }
     if (fields.referralHost !== undefined) {
       return { kind: 'referral', user, host: fields.referralHost, port: fields.referralPort, nologin: fields.nologin, destuser: fields.destuser };
     }

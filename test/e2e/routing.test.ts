@@ -19,7 +19,7 @@ let blackhole: Server;
 const MANY = 200;
 
 beforeAll(async () => {
-  const users = [{ user: 'lu', password: 'pw' }, { user: 'ru', password: 'pw' }, ...Array.from({ length: MANY }, (_, i) => ({ user: `m${i}`, password: 'pw' }))];
+  const users = [{ user: 'lu', password: 'pw' }, { user: 'ru', password: 'pw' }, { user: 'refer', password: 'pw' }, { user: 'netok', password: 'pw' }, ...Array.from({ length: MANY }, (_, i) => ({ user: `m${i}`, password: 'pw' }))];
   const extraConf = 'default_process_limit = 500\nmail_max_userip_connections = 500\n';
   remote = await startDovecot({ address: '127.0.0.2', users, trustedNetworks: ['127.0.0.0/8'], extraConf });
   local = await startDovecot({ address: '127.0.0.3', users, trustedNetworks: ['127.0.0.0/8'] });
@@ -35,6 +35,10 @@ beforeAll(async () => {
     `lu:::::::proxy_maybe host=127.0.0.1 nopassword=y`,
     `ru:::::::proxy_maybe host=${remote.host} port=${remote.ports.imap} nopassword=y`,
     `hang:::::::proxy=y host=127.0.0.4 port=${bh} nopassword=y proxy_timeout=1s`,
+    `refer:::::::host=imap2.example.org nopassword=y`,
+    `referno:::::::host=imap2.example.org port=1143 nologin nopassword=y`,
+    `netok:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y allow_nets=127.0.0.0/8`,
+    `netno:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y allow_nets=10.0.0.0/8,192.168.0.0/16`,
     ...Array.from({ length: MANY }, (_, i) => `m${i}:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y`),
     '',
   ];
@@ -101,6 +105,33 @@ describe('proxy_maybe', () => {
     expect(reply).toMatch(/^a OK /);
     expect(await subject(c)).toBe('Subject: on remote');
     c.close();
+  });
+});
+
+describe('referrals and allow_nets', () => {
+  test('host without proxy: logged in at local_backend, with an RFC 2221 referral in the OK', async () => {
+    const { c, reply } = await login('refer');
+    expect(reply).toBe('a OK [REFERRAL imap://refer;AUTH=*@imap2.example.org/] Logged in, but you should use this server instead.');
+    c.write('n NOOP\r\n');
+    expect((await c.until('n')).at(-1)).toMatch(/^n OK /);
+    c.close();
+  });
+
+  test('host with nologin: a NO referral', async () => {
+    const { c, reply } = await login('referno');
+    expect(reply).toBe('a NO [REFERRAL imap://referno;AUTH=*@imap2.example.org:1143/] Try this server instead.');
+    c.close();
+  });
+
+  test('allow_nets decides from the client address', async () => {
+    const ok = await login('netok');
+    expect(ok.reply).toMatch(/^a OK /);
+    ok.c.close();
+    const no = await login('netno');
+    expect(no.reply).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
+    no.c.close();
+    const why = await px.waitForLog((l) => l.user === 'netno' && l.msg.startsWith('login refused'));
+    expect(why.why).toMatch(/allow_nets does not include 127\.0\.0\.5/);
   });
 });
 
