@@ -2,6 +2,7 @@
  * IMAP AUTHENTICATE (RFC 9051 §6.2.2, SASL-IR RFC 4959): the base64 layer and continuation
  * lines around the protocol-neutral SASL step machines in sasl/. `*` cancels.
  */
+import { cramMd5Login } from '../login/auth.js';
 import type { ClientSession } from '../login/session.js';
 import { createServerMech, decodeSaslBase64, encodeSaslBase64, type SaslStep } from '../sasl/index.js';
 import { authPolicy } from './capability.js';
@@ -10,10 +11,15 @@ import { REPLY } from './replies.js';
 import { asAString, asAtom } from './wire/args.js';
 import type { ImapCommand } from './wire/command-reader.js';
 
-/** SASL mechanisms portier can complete before proxying (they yield a password). */
+/**
+ * SASL mechanisms portier can complete before proxying: those that yield a password, and
+ * CRAM-MD5, checked against the passdb's stored credentials (the backend password then comes
+ * from the passdb).
+ */
 const PROXYABLE: ReadonlyMap<string, { plaintext: boolean }> = new Map([
   ['PLAIN', { plaintext: true }],
   ['LOGIN', { plaintext: true }],
+  ['CRAM-MD5', { plaintext: false }],
 ]);
 
 /** auth_mechanisms ∩ what portier supports, in configured order. */
@@ -76,6 +82,10 @@ function handleStep(ctx: CommandContext, tag: string, mechName: string, step: Sa
       return;
     case 'done': {
       const c = step.credentials;
+      if (c.type === 'cram-md5') {
+        login(ctx, tag, cramMd5Login(c));
+        return;
+      }
       if (c.type !== 'password') {
         s.state = 'pre-auth';
         ctx.reply(`${tag} ${REPLY.mechUnsupported}`);

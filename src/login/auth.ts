@@ -7,7 +7,9 @@ import { BlockList } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { netBlockList } from '../config/types.js';
 import { flag, parseLoginFields, type LoginFields, type ProxyTarget } from '../passdb/fields.js';
-import type { AuthRequest } from '../passdb/types.js';
+import { credentialsFor } from '../passdb/schemes/index.js';
+import type { AuthRequest, PassdbResult, StoredCredentials } from '../passdb/types.js';
+import { verifyCramMd5, type CramMd5Credentials } from '../sasl/index.js';
 import { expandTemplate } from '../passdb/vars.js';
 import { publishAuth } from '../telemetry/events.js';
 import { familyOf, type ClientSession } from './session.js';
@@ -20,6 +22,26 @@ export interface LoginCredentials {
   /** SASL authorization identity, when the client asked to act as someone else. */
   readonly authzid?: string | undefined;
   readonly password: Buffer;
+  /**
+   * Challenge-response mechanisms (CRAM-MD5): no password was sent (`password` is empty); the
+   * response is checked against the passdb's stored credentials.
+   */
+  readonly challenge?: { verify(stored: StoredCredentials): boolean } | undefined;
+}
+
+/** The login core's view of a finished CRAM-MD5 exchange (RFC 2195). */
+export function cramMd5Login(c: CramMd5Credentials): LoginCredentials {
+  return {
+    mech: 'CRAM-MD5',
+    authcid: c.authcid,
+    password: Buffer.alloc(0),
+    challenge: {
+      verify(stored) {
+        const context = credentialsFor(stored.stored, stored.scheme, 'CRAM-MD5');
+        return context !== null && verifyCramMd5(c, { context });
+      },
+    },
+  };
 }
 
 export type AuthOutcome =
@@ -45,7 +67,22 @@ export type AuthOutcome =
 export const MAX_USERNAME_LENGTH = 255;
 
 export async function authenticate(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
+  // Dovecot's auth penalty: a penalised client waits BEFORE the lookup, right password or not.
+  const penalty = session.trusted ? undefined : session.runtime.penalty;
+  const seen = penalty === undefined ? undefined : await penalty.lookup(session.peer.remoteIp);
+  if (seen !== undefined && seen.delayMs > 0) {
+    session.log.info({ rip: session.peer.remoteIp, penalty: seen.penalty, delay_ms: seen.delayMs }, 'auth penalty: delaying this login');
+    await sleep(seen.delayMs);
+    if (session.ended) return { kind: 'failed', why: 'client gone during the penalty delay', nodelay: true };
+  }
   const outcome = await decide(session, creds);
+  if (penalty !== undefined && seen !== undefined) {
+    if (outcome.kind === 'failed' && outcome.nodelay !== true) {
+      await penalty.failed(seen, session.user ?? creds.authcid, creds.challenge === undefined ? creds.password : undefined);
+    } else if (outcome.kind === 'proxy') {
+      await penalty.succeeded(seen);
+    }
+  }
   publishAuth({ protocol: session.listener.protocol, result: outcome.kind });
   if ((outcome.kind === 'failed' && outcome.nodelay !== true) || outcome.kind === 'disabled') {
     const delay = session.runtime.config.auth_failure_delay;
@@ -77,6 +114,7 @@ async function decide(session: ClientSession, creds: LoginCredentials): Promise<
     const masterName = normalizeUser(master, config.auth_username_format, config.auth_username_chars);
     if (masterName === null) return { kind: 'failed', why: 'invalid master user name' };
     if (!passdbs.hasMasterPassdbs) return { kind: 'failed', why: `master login as ${masterName} but no master passdb` };
+    if (creds.challenge !== undefined) return decideChallenge(session, creds, base, user, masterName);
     const m = await passdbs.authenticateMaster({ ...base, user: masterName, password: creds.password });
     if (m.kind === 'tempfail') return { kind: 'tempfail', why: m.reason };
     if (m.kind !== 'ok') return { kind: 'failed', why: `master user ${masterName}: ${m.kind === 'mismatch' ? 'wrong password' : 'not a master user'}` };
@@ -86,6 +124,7 @@ async function decide(session: ClientSession, creds: LoginCredentials): Promise<
     return route(session, target.user, target.fields, password, masterName);
   }
 
+  if (creds.challenge !== undefined) return decideChallenge(session, creds, base, user, undefined);
   const result = await passdbs.authenticate({ ...base, user, password });
   if (result.kind === 'tempfail') return { kind: 'tempfail', why: result.reason };
   if (result.kind === 'unknown') return { kind: 'failed', why: 'unknown user' };
@@ -93,6 +132,47 @@ async function decide(session: ClientSession, creds: LoginCredentials): Promise<
     return { kind: 'failed', why: `password mismatch (${result.passdb})`, nodelay: flag(result.fields, 'nodelay') };
   }
   return route(session, result.user, result.fields, password, undefined);
+}
+
+/**
+ * CRAM-MD5 and friends: look up the stored credentials (no verification by the passdb), check
+ * the response, then route. The backend needs a password the client never sent: the passdb's
+ * `pass` (or a master login), or the cleartext when the store keeps PLAIN; otherwise the login
+ * cannot be proxied and fails temporarily with the reason in the log.
+ */
+async function decideChallenge(
+  session: ClientSession,
+  creds: LoginCredentials,
+  base: Omit<AuthRequest, 'user'>,
+  user: string,
+  masterName: string | undefined,
+): Promise<AuthOutcome> {
+  const { passdbs } = session.runtime;
+  const who = masterName ?? user;
+  const looked: PassdbResult = await passdbs.lookupCredentials({ ...base, user: who, masterUser: undefined }, masterName !== undefined);
+  if (looked.kind === 'tempfail') return { kind: 'tempfail', why: looked.reason };
+  if (looked.kind !== 'ok') return { kind: 'failed', why: masterName === undefined ? 'unknown user' : `${masterName} is not a master user` };
+  if (looked.credentials === undefined) {
+    return { kind: 'failed', why: `${creds.mech}: the passdb has no stored password for ${who} (nopassword or a verify-only driver)` };
+  }
+  if (creds.challenge?.verify(looked.credentials) !== true) {
+    return { kind: 'failed', why: `${creds.mech}: wrong response (or the stored scheme cannot answer ${creds.mech})`, nodelay: flag(looked.fields, 'nodelay') };
+  }
+  const cleartext = credentialsFor(looked.credentials.stored, looked.credentials.scheme, 'PLAIN') ?? Buffer.alloc(0);
+  let outcome: AuthOutcome;
+  if (masterName !== undefined) {
+    const target = await passdbs.authenticate({ ...base, user, masterUser: masterName, password: undefined });
+    if (target.kind === 'tempfail') return { kind: 'tempfail', why: target.reason };
+    if (target.kind !== 'ok') return { kind: 'failed', why: `master login for unknown user ${user}` };
+    outcome = route(session, target.user, target.fields, cleartext, masterName);
+  } else {
+    outcome = route(session, looked.user, looked.fields, cleartext, undefined);
+  }
+  if (outcome.kind === 'proxy' && outcome.password.length === 0) {
+    session.log.error({ user: outcome.user, mech: creds.mech }, 'cannot proxy this login: the client sent no password and the passdb gives none for the backend (set pass, or master and pass, or store the password as PLAIN)');
+    return { kind: 'tempfail', why: `${creds.mech} login without a backend password` };
+  }
+  return outcome;
 }
 
 function route(

@@ -12,6 +12,7 @@ import { SourceIps } from '../backend/source-ips.js';
 import { DisconnectSpreader } from '../splice/spread.js';
 import { netBlockList } from '../config/types.js';
 import { PassdbChain } from '../passdb/chain.js';
+import { AuthPenalty } from '../passdb/penalty.js';
 import type { Logger } from '../telemetry/log.js';
 import { TlsStore } from '../tls/store.js';
 
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly log: Logger;
   readonly hostname: string;
   readonly passdbs: PassdbChain;
+  /** Failure penalty per client IP; process-wide when the server passes one in. */
+  readonly penalty: AuthPenalty;
   readonly tls: TlsStore;
   readonly trustedNetworks: BlockList;
   readonly haproxyTrustedNetworks: BlockList;
@@ -35,6 +38,7 @@ export interface SharedState {
   readonly tls?: TlsStore | undefined;
   readonly health?: BackendHealth | undefined;
   readonly disconnects?: DisconnectSpreader | undefined;
+  readonly penalty?: AuthPenalty | undefined;
 }
 
 export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedState = {}): Runtime {
@@ -50,6 +54,7 @@ export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedS
     log,
     hostname: config.hostname ?? hostname(),
     passdbs: new PassdbChain(config, log),
+    penalty: shared.penalty ?? AuthPenalty.fromConfig(config, log),
     tls: shared.tls ?? new TlsStore(config, loaded.listeners),
     trustedNetworks: netBlockList(config.login_trusted_networks),
     haproxyTrustedNetworks: netBlockList(config.haproxy_trusted_networks),

@@ -6,12 +6,16 @@
 import type { Config, PassdbConfig } from '../config/schema.js';
 import { errorText, PortierError } from '../errors.js';
 import type { Logger } from '../telemetry/log.js';
+import { AuthCache, type AuthCacheStats } from './cache.js';
+import { CheckpasswordPassdb } from './checkpassword.js';
 import { flag, parseExtraFields } from './fields.js';
 import { PasswdFilePassdb, requestVars } from './passwd-file.js';
+import { RedisPassdb } from './redis.js';
 import { verifyPassword } from './schemes/index.js';
+import { SqlPassdb } from './sql.js';
 import { StaticPassdb } from './static.js';
-import type { AuthRequest, Fields, Passdb, PassdbLookup, PassdbResult } from './types.js';
-import { expandTemplate, TemplateError } from './vars.js';
+import type { AuthRequest, Fields, Passdb, PassdbLookup, PassdbResult, StoredCredentials } from './types.js';
+import { expandTemplate, parseTemplate, TemplateError, type VarName } from './vars.js';
 
 type Action = PassdbConfig['result_success'];
 
@@ -22,23 +26,49 @@ interface ChainEntry {
   readonly overrides: ReadonlyMap<string, string>;
 }
 
+/** Variables derived from the user name: the user is always part of the cache key. */
+const USER_VARS: ReadonlySet<VarName> = new Set(['user', 'username', 'domain']);
+
+type Mode = 'auth' | 'master' | 'credentials';
+
 export class PassdbChain {
   readonly #entries: readonly ChainEntry[];
   readonly #masters: readonly ChainEntry[];
   readonly #defaultScheme: string;
   readonly #log: Logger;
+  readonly #cache: AuthCache | undefined;
+  readonly #serveStale: boolean;
+  /** Request variables some template reads, sorted: they go into the cache key. */
+  readonly #keyVars: readonly VarName[];
 
   constructor(config: Config, log: Logger, drivers: PassdbFactory = createPassdb) {
     this.#log = log;
     this.#defaultScheme = config.default_pass_scheme;
-    const entries = config.passdb.map((conf, i): ChainEntry => ({
-      db: drivers(conf, i, log),
-      conf,
-      defaults: fieldMap(conf.default_fields),
-      overrides: fieldMap(conf.override_fields),
-    }));
+    const entries: ChainEntry[] = [];
+    try {
+      config.passdb.forEach((conf, i) => {
+        entries.push({ db: drivers(conf, i, log, config), conf, defaults: fieldMap(conf.default_fields), overrides: fieldMap(conf.override_fields) });
+      });
+    } catch (err) {
+      // Drivers already built hold pools and sockets: release them before giving up.
+      for (const e of entries) void e.db.close?.();
+      throw err;
+    }
     this.#entries = entries.filter((e) => !e.conf.master);
     this.#masters = entries.filter((e) => e.conf.master);
+    this.#serveStale = config.auth_cache_serve_stale_on_failure;
+    this.#cache =
+      config.auth_cache_size > 0
+        ? new AuthCache({ maxBytes: config.auth_cache_size, ttlMs: config.auth_cache_ttl, negativeTtlMs: config.auth_cache_negative_ttl })
+        : undefined;
+    const vars = new Set<VarName>();
+    for (const e of entries) {
+      for (const v of e.db.templateVars ?? []) vars.add(v);
+      for (const text of [...e.defaults.values(), ...e.overrides.values()]) {
+        for (const t of parseTemplate(text)) if (t.kind === 'var') vars.add(t.name);
+      }
+    }
+    this.#keyVars = [...vars].filter((v) => !USER_VARS.has(v)).sort();
   }
 
   get hasMasterPassdbs(): boolean {
@@ -47,23 +77,65 @@ export class PassdbChain {
 
   /** Look up (and, when a password is given, verify) the user through the passdb list. */
   async authenticate(req: AuthRequest): Promise<PassdbResult> {
-    return this.#run(this.#entries, req);
+    return this.#cached('auth', this.#entries, req);
   }
 
   /** Verify a master user's password against the master passdbs (req.user is the master). */
   async authenticateMaster(req: AuthRequest): Promise<PassdbResult> {
     if (this.#masters.length === 0) return { kind: 'unknown' };
-    return this.#run(this.#masters, req);
+    return this.#cached('master', this.#masters, req);
+  }
+
+  /**
+   * A lookup without verification that also returns the stored password (`credentials`), for
+   * challenge-response mechanisms (CRAM-MD5). `master` looks in the master passdbs.
+   */
+  async lookupCredentials(req: AuthRequest, master = false): Promise<PassdbResult> {
+    const entries = master ? this.#masters : this.#entries;
+    if (entries.length === 0) return { kind: 'unknown' };
+    return this.#cached('credentials', entries, { ...req, password: undefined }, master ? 'master-credentials' : 'credentials');
+  }
+
+  /** `portier auth cache flush [user]`: how many entries were dropped (0 when the cache is off). */
+  flushCache(user?: string): number {
+    return this.#cache?.flush(user) ?? 0;
+  }
+
+  cacheStats(): AuthCacheStats | undefined {
+    return this.#cache?.stats();
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.#entries, ...this.#masters].map((e) => e.db.close?.()));
   }
 
-  async #run(entries: readonly ChainEntry[], req: AuthRequest): Promise<PassdbResult> {
+  async #cached(mode: Mode, entries: readonly ChainEntry[], req: AuthRequest, keyMode: string = mode): Promise<PassdbResult> {
+    const cache = this.#cache;
+    if (cache === undefined) return this.#run(entries, req, mode === 'credentials');
+    const vars = requestVars(req);
+    const key = cache.key(keyMode, req.user, req.masterUser, this.#keyVars.map((v) => vars[v] ?? ''), req.password);
+    const hit = cache.get(key);
+    if (hit?.fresh === true) {
+      this.#log.debug({ user: req.user, result: hit.result.kind }, 'auth cache hit');
+      return hit.result;
+    }
+    const result = await this.#run(entries, req, mode === 'credentials');
+    if (result.kind !== 'tempfail') {
+      cache.set(key, [req.user], result);
+      return result;
+    }
+    if (this.#serveStale && hit?.result.kind === 'ok') {
+      this.#log.warn({ user: req.user, why: result.reason }, 'passdb failing; answered from an expired auth cache entry');
+      return hit.result;
+    }
+    return result;
+  }
+
+  async #run(entries: readonly ChainEntry[], req: AuthRequest, wantCredentials: boolean): Promise<PassdbResult> {
     let passed: boolean | undefined;
     let tempfail: string | undefined;
     let mismatch: { passdb: string; fields: Fields } | undefined;
+    let credentials: StoredCredentials | undefined;
     let user = req.user;
     const fields = new Map<string, string>();
     for (const entry of entries) {
@@ -74,6 +146,8 @@ export class PassdbChain {
       if (outcome.kind === 'ok') {
         if (entry.conf.deny) return { kind: 'mismatch', passdb: entry.db.name, fields: outcome.fields };
         for (const [k, v] of outcome.fields) fields.set(k, v);
+        const stored = outcome.fields.get('password');
+        if (wantCredentials && stored !== undefined && stored !== '') credentials = { stored, scheme: this.#schemeFor(entry) };
         user = outcome.fields.get('user') || user;
         action = entry.conf.result_success;
         if (action === 'return-ok' || action === 'return' || action === 'continue' || action === 'continue-ok') passed = true;
@@ -93,7 +167,8 @@ export class PassdbChain {
     }
     if (passed === true) {
       fields.delete('password');
-      return { kind: 'ok', user, fields, passdb: entries.map((e) => e.db.name).join(',') };
+      const passdb = entries.map((e) => e.db.name).join(',');
+      return wantCredentials ? { kind: 'ok', user, fields, passdb, credentials } : { kind: 'ok', user, fields, passdb };
     }
     if (tempfail !== undefined) return { kind: 'tempfail', reason: tempfail };
     if (mismatch !== undefined) return { kind: 'mismatch', ...mismatch };
@@ -125,7 +200,7 @@ export class PassdbChain {
       return { kind: 'ok', fields };
     }
     if (stored === '') return { kind: 'mismatch', fields };
-    const scheme = entry.conf.driver === 'passwd-file' && entry.conf.scheme ? entry.conf.scheme : this.#defaultScheme;
+    const scheme = this.#schemeFor(entry);
     let verdict: Awaited<ReturnType<typeof verifyPassword>>;
     try {
       verdict = await verifyPassword(stored, req.password, { defaultScheme: scheme, user: req.user });
@@ -139,6 +214,13 @@ export class PassdbChain {
     return { kind: 'tempfail', reason: `stored password: ${verdict.error} ${verdict.scheme}` };
   }
 
+  /** passwd-file's `scheme`, sql/redis `default_pass_scheme` (or the driver's), else the global one. */
+  #schemeFor(entry: ChainEntry): string {
+    const conf = entry.conf;
+    if (conf.driver === 'passwd-file' && conf.scheme) return conf.scheme;
+    return entry.db.defaultScheme ?? this.#defaultScheme;
+  }
+
   #applyFieldRules(entry: ChainEntry, req: AuthRequest, found: Fields): Fields {
     if (entry.defaults.size === 0 && entry.overrides.size === 0) return found;
     const vars = requestVars(req);
@@ -150,9 +232,9 @@ export class PassdbChain {
   }
 }
 
-export type PassdbFactory = (conf: PassdbConfig, index: number, log: Logger) => Passdb;
+export type PassdbFactory = (conf: PassdbConfig, index: number, log: Logger, config: Config) => Passdb;
 
-export function createPassdb(conf: PassdbConfig, index: number, log: Logger): Passdb {
+export function createPassdb(conf: PassdbConfig, index: number, log: Logger, config: Config): Passdb {
   const name = conf.name ?? `${conf.driver}#${index}`;
   switch (conf.driver) {
     case 'passwd-file':
@@ -160,8 +242,35 @@ export function createPassdb(conf: PassdbConfig, index: number, log: Logger): Pa
       return new PasswdFilePassdb({ name, path: conf.path, usernameFormat: conf.username_format, log });
     case 'static':
       return new StaticPassdb(name, staticFields(conf.args, conf.fields));
-    default:
-      throw new PortierError('PASSDB_CONFIG', `${name}: the ${conf.driver} driver is not available in this build`);
+    case 'sql':
+      return new SqlPassdb({
+        name,
+        args: conf.args,
+        connect: conf.connect,
+        passwordQuery: conf.password_query,
+        defaultScheme: conf.default_pass_scheme ?? config.default_pass_scheme,
+        queryTimeoutMs: conf.query_timeout,
+        log,
+      });
+    case 'redis':
+      return new RedisPassdb({
+        name,
+        connect: conf.connect,
+        key: conf.key,
+        valueFormat: conf.value_format,
+        defaultScheme: conf.default_pass_scheme ?? config.default_pass_scheme,
+        queryTimeoutMs: conf.query_timeout,
+        log,
+      });
+    case 'checkpassword':
+      return new CheckpasswordPassdb({
+        name,
+        args: conf.args,
+        replyPath: conf.checkpassword_reply_path,
+        timeoutMs: conf.timeout,
+        maxConcurrency: conf.max_concurrency,
+        log,
+      });
   }
 }
 

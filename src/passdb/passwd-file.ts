@@ -8,7 +8,7 @@ import { errorText } from '../errors.js';
 import type { Logger } from '../telemetry/log.js';
 import { parseExtraFields } from './fields.js';
 import type { AuthRequest, Passdb, PassdbLookup } from './types.js';
-import { expandTokens, parseTemplate, splitUser, type TemplateToken, type VarValues } from './vars.js';
+import { expandTokens, parseTemplate, splitUser, type TemplateToken, type VarName, type VarValues } from './vars.js';
 
 const RECHECK_MS = 1000;
 
@@ -37,12 +37,14 @@ export class PasswdFilePassdb implements Passdb {
   readonly #key: TemplateToken[];
   readonly #files = new Map<string, Promise<Loaded | null>>();
   readonly #log: Logger;
+  readonly templateVars: ReadonlySet<VarName>;
 
   constructor(opts: PasswdFileOptions) {
     this.name = opts.name;
     this.#path = parseTemplate(opts.path);
     this.#key = parseTemplate(opts.usernameFormat ?? '%u');
     this.#log = opts.log;
+    this.templateVars = new Set([...this.#path, ...this.#key].flatMap((t) => (t.kind === 'var' ? [t.name] : [])));
   }
 
   async lookup(req: AuthRequest): Promise<PassdbLookup> {

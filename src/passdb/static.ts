@@ -4,16 +4,18 @@
  */
 import { requestVars } from './passwd-file.js';
 import type { AuthRequest, Passdb, PassdbLookup } from './types.js';
-import { expandTemplate } from './vars.js';
+import { expandTemplate, parseTemplate, type VarName } from './vars.js';
 
 export class StaticPassdb implements Passdb {
   readonly name: string;
   readonly driver = 'static';
   readonly #fields: ReadonlyMap<string, string>;
+  readonly templateVars: ReadonlySet<VarName>;
 
   constructor(name: string, fields: ReadonlyMap<string, string>) {
     this.name = name;
     this.#fields = fields;
+    this.templateVars = new Set([...fields.values()].flatMap((v) => parseTemplate(v).flatMap((t) => (t.kind === 'var' ? [t.name] : []))));
   }
 
   async lookup(req: AuthRequest): Promise<PassdbLookup> {

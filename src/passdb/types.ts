@@ -4,6 +4,7 @@
  * handling. Only infrastructure failures are `tempfail`; no driver throws for a normal answer.
  */
 import type { Protocol } from '../config/schema.js';
+import type { VarName } from './vars.js';
 
 /** Raw passdb fields as the store holds them (`password`, `proxy`, `host`, ...). */
 export type Fields = ReadonlyMap<string, string>;
@@ -44,11 +45,29 @@ export interface Passdb {
   readonly driver: string;
   lookup(req: AuthRequest): Promise<PassdbLookup>;
   close?(): Promise<void>;
+  /** `%` variables the driver's templates read (beyond the user): part of the auth cache key. */
+  readonly templateVars?: ReadonlySet<VarName>;
+  /** Scheme for stored passwords without a `{SCHEME}` prefix, when the driver has its own. */
+  readonly defaultScheme?: string;
+}
+
+/** A stored password as a credentials lookup returns it (CRAM-MD5 needs it, not a verification). */
+export interface StoredCredentials {
+  readonly stored: string;
+  /** The scheme of a value without a prefix (the passdb's default_pass_scheme). */
+  readonly scheme: string;
 }
 
 /** What the chain decides for one request. */
 export type PassdbResult =
-  | { readonly kind: 'ok'; readonly user: string; readonly fields: Fields; readonly passdb: string }
+  | {
+      readonly kind: 'ok';
+      readonly user: string;
+      readonly fields: Fields;
+      readonly passdb: string;
+      /** Only from `lookupCredentials`: the stored password of the passdb that found the user. */
+      readonly credentials?: StoredCredentials | undefined;
+    }
   | { readonly kind: 'mismatch'; readonly passdb: string; readonly fields: Fields }
   | { readonly kind: 'unknown' }
   | { readonly kind: 'tempfail'; readonly reason: string };

@@ -38,7 +38,7 @@ export interface RunningPortier {
 export async function startPortier(yaml: string, files: Record<string, string> = {}): Promise<RunningPortier> {
   const dir = await makeTempDir('portier-');
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
-  let text = yaml.replaceAll('{{dir}}', dir);
+  let text = withTestDefaults(yaml).replaceAll('{{dir}}', dir);
   while (text.includes('{{port}}')) text = text.replace('{{port}}', String(await freePort('127.0.0.1')));
   const file = join(dir, 'portier.yaml');
   writeFileSync(file, text);
@@ -76,6 +76,23 @@ export async function startPortier(yaml: string, files: Record<string, string> =
     },
     stop: () => portier.stop(2000),
   };
+}
+
+/**
+ * Settings a test gets unless it names them: the auth penalty off (tests log in wrongly from one
+ * address again and again; the penalty has tests of its own) and an admin socket in the temp dir
+ * (instances run side by side).
+ */
+const TEST_DEFAULTS: Readonly<Record<string, string>> = {
+  auth_penalty_max_delay: '0',
+  admin_socket: '{{dir}}/admin.sock',
+};
+
+function withTestDefaults(yaml: string): string {
+  const extra = Object.entries(TEST_DEFAULTS)
+    .filter(([key]) => !new RegExp(`^${key}:`, 'm').test(yaml))
+    .map(([key, value]) => `${key}: ${value}\n`);
+  return extra.join('') + yaml;
 }
 
 export interface PortierProcess {
