@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError } from 'commander';
+import { authCacheFlush, authTest, pw } from './admin/cli-auth.js';
 import { defaultConfigFile, loadConfig, type LoadedConfig } from './config/load.js';
 import { printConfig } from './config/print.js';
 import { isClusterWorker, reportToPrimary, runPrimary, shareMetrics } from './cluster.js';
@@ -57,6 +58,49 @@ export async function run(argv: readonly string[]): Promise<number> {
       }
       process.stdout.write(`# ${loaded.file}\n${printConfig(loaded.config, opts.nonDefault === true)}`);
       process.stderr.write(`portier: configuration ${loaded.file} is valid\n`);
+    });
+
+  const collect = (v: string, all: string[]): string[] => [...all, v];
+  const auth = program.command('auth').description('test passdbs and manage the auth cache (like doveadm auth)');
+  auth
+    .command('test <user> [password]')
+    .description('run the configured passdb chain for USER (and verify PASSWORD); exit 0 ok, 1 failed, 2 temporary failure')
+    .option('-c, --config <file>', 'configuration file')
+    .option('-x, --info <key=value>', 'request facts: service, rip, lip, rport, lport, local_name (repeatable)', collect, [])
+    .action(async (user: string, password: string | undefined, opts: { config?: string; info: string[] }) => {
+      exitCode = await authTest(configFile(opts.config), user, password, { info: opts.info });
+    });
+  auth
+    .command('lookup <user>')
+    .description('look USER up without a password and print the fields (secrets masked)')
+    .option('-c, --config <file>', 'configuration file')
+    .option('-x, --info <key=value>', 'request facts: service, rip, lip, rport, lport, local_name (repeatable)', collect, [])
+    .action(async (user: string, opts: { config?: string; info: string[] }) => {
+      exitCode = await authTest(configFile(opts.config), user, undefined, { info: opts.info, lookup: true });
+    });
+  auth
+    .command('cache')
+    .description('the running process\'s auth cache')
+    .command('flush [user]')
+    .description('drop all cached passdb results, or those of USER, in the running portier (through admin_socket)')
+    .option('-c, --config <file>', 'configuration file (to find admin_socket)')
+    .option('-s, --socket <path>', 'admin socket path (default: admin_socket from the configuration)')
+    .action(async (user: string | undefined, opts: { config?: string; socket?: string }) => {
+      exitCode = await authCacheFlush(configFile(opts.config), user, opts.socket);
+    });
+
+  program
+    .command('pw')
+    .description('make a stored password {SCHEME}value, like doveadm pw (reads the password from the terminal or stdin)')
+    .option('-s, --scheme <scheme>', 'password scheme (default CRYPT, i.e. bcrypt)')
+    .option('-p, --password <password>', 'the password (visible to other users in ps: prefer the prompt or stdin)')
+    .option('-u, --user <user>', 'user name, for schemes that hash it in (DIGEST-MD5)')
+    .option('-r, --rounds <n>', 'cost: crypt rounds, bcrypt cost, argon2 passes, PBKDF2/SCRAM iterations')
+    .option('-t, --test <stored>', 'check the password against this stored value instead')
+    .option('--verify', 'verify the new value before printing it (doveadm pw -V)')
+    .option('-l, --list', 'list the known schemes')
+    .action(async (opts: { scheme?: string; password?: string; user?: string; rounds?: string; test?: string; verify?: boolean; list?: boolean }) => {
+      exitCode = await pw(opts);
     });
 
   try {
