@@ -5,10 +5,13 @@
 import type { LoadedConfig } from './config/load.js';
 import type { Protocol } from './config/schema.js';
 import { startAdminHttp, type AdminHttp } from './admin/http.js';
+import { startAdminSocket, type AdminSocket } from './admin/socket.js';
+import { AuthPenalty } from './passdb/penalty.js';
 import { BackendHealth } from './backend/health.js';
 import { DisconnectSpreader } from './splice/spread.js';
 import { errorText, PortierError } from './errors.js';
 import { imapFrontend } from './imap/frontend.js';
+import { pop3Frontend } from './pop3/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
 import type { ClientSession, SessionInfo } from './login/session.js';
@@ -17,6 +20,7 @@ import { Metrics } from './telemetry/metrics.js';
 
 const FRONTENDS: Partial<Record<Protocol, ProtocolFrontend>> = {
   imap: imapFrontend,
+  pop3: pop3Frontend,
 };
 
 export function supportedProtocols(): Protocol[] {
@@ -35,6 +39,9 @@ export class Portier {
   #ready = false;
   readonly #metrics: Metrics;
   #admin: AdminHttp | undefined;
+  #adminSocket: AdminSocket | undefined;
+  /** Penalties outlive reloads (as Dovecot's anvil does); its settings need a restart. */
+  readonly #penalty: AuthPenalty;
 
   readonly #adminHttp: boolean;
 
@@ -47,7 +54,8 @@ export class Portier {
         throw new PortierError('CONFIG_INVALID', `protocol ${l.protocol} (listener ${l.name}) is not available in this version; remove it from protocols`);
       }
     }
-    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects });
+    this.#penalty = AuthPenalty.fromConfig(loaded.config, log);
+    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty });
     this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
   }
 
@@ -106,6 +114,18 @@ export class Portier {
         throw err;
       }
     }
+    if (rt.config.admin_socket !== '' && this.#adminHttp) {
+      try {
+        this.#adminSocket = await startAdminSocket(
+          rt.config.admin_socket,
+          { flushAuthCache: (user) => this.#runtime.passdbs.flushCache(user), authCacheStats: () => this.#runtime.passdbs.cacheStats() },
+          this.#log,
+        );
+      } catch (err) {
+        // Not needed to serve mail: say so loudly and carry on.
+        this.#log.error({ err: errorText(err) }, 'admin socket not available; `portier auth cache flush` cannot reach this process');
+      }
+    }
     this.#ready = true;
     for (const b of this.#bound) {
       this.#log.info({ listener: b.spec.name, protocol: b.spec.protocol, address: b.address, port: b.port, ssl: b.spec.ssl }, 'listening');
@@ -125,7 +145,7 @@ export class Portier {
   /** Apply a new configuration: new sessions use it, existing sessions keep theirs. */
   reload(loaded: LoadedConfig): void {
     const old = this.#runtime;
-    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects });
+    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty });
     void old.passdbs.close();
     this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');
@@ -152,8 +172,10 @@ export class Portier {
     for (const s of this.#sessions) s.socket.destroy();
     await closing;
     await this.#admin?.close();
+    await this.#adminSocket?.close();
     this.#metrics.close();
     await this.#runtime.passdbs.close();
+    await this.#penalty.close();
   }
 
   #sessionCounts(): { protocol: string; state: string; count: number }[] {
