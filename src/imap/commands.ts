@@ -3,10 +3,9 @@
  * function over the connection's context. Login itself (LOGIN / AUTHENTICATE) ends in
  * `login()`, which asks the login core and either hands over to the splice or replies.
  */
-import { authenticate, type LoginCredentials } from '../login/auth.js';
-import { proxyLogin } from '../login/proxy.js';
+import type { LoginCredentials } from '../login/auth.js';
+import { runLogin, type LoginWords } from '../login/flow.js';
 import type { ClientSession } from '../login/session.js';
-import { splice } from '../splice/splice.js';
 import { authPolicy } from './capability.js';
 import { authOutcomeReply, proxyFailureReply, REPLY } from './replies.js';
 import { authenticateCommand } from './sasl-step.js';
@@ -129,42 +128,14 @@ function loginCommand(ctx: CommandContext, cmd: ImapCommand): void {
 /** Ask the login core; on success proxy, splice and stop; otherwise reply and carry on. */
 export function login(ctx: CommandContext, tag: string, creds: LoginCredentials): void {
   const s = ctx.session;
-  s.state = 'authenticating';
-  ctx.run(
-    (async () => {
-      const outcome = await authenticate(s, creds);
-      if (s.ended) return 'stop';
-      if (outcome.kind !== 'proxy') {
-        s.state = 'pre-auth';
-        if (outcome.kind === 'failed') s.authFailures++;
-        logAuth(s, outcome.kind, 'why' in outcome ? outcome.why : undefined, creds.mech);
-        ctx.reply(`${tag} ${authOutcomeReply(outcome, s.id)}`);
-        return 'continue';
-      }
-      s.state = 'backend-login';
-      const result = await proxyLogin(s, outcome, imapUpstream({ clientTag: tag, advertised: ctx.advertised, clientId: s.runtime.config.imap_id_retain ? ctx.clientId : undefined }));
-      if (s.ended) {
-        if (result.ok) result.socket.destroy();
-        return 'stop';
-      }
-      if (!result.ok) {
-        s.state = 'pre-auth';
-        if (result.failure.kind === 'auth-failed') s.authFailures++;
-        ctx.reply(`${tag} ${proxyFailureReply(result.failure)}`);
-        return 'continue';
-      }
-      s.socket.write(result.reply);
-      splice(s, {
-        backend: result.socket,
-        backendName: result.backend,
-        clientRest: ctx.reader.drain(),
-        backendRest: result.rest,
-        idleTimeoutMs: s.runtime.config.login_proxy_idle_timeout,
-        goodbye: IMAP_BACKEND_GONE,
-      });
-      return 'stop';
-    })(),
-  );
+  const upstream = imapUpstream({ clientTag: tag, advertised: ctx.advertised, clientId: s.runtime.config.imap_id_retain ? ctx.clientId : undefined });
+  const words: LoginWords = {
+    upstream,
+    outcomeReply: (outcome, sessionId) => `${tag} ${authOutcomeReply(outcome, sessionId)}`,
+    failureReply: (failure) => `${tag} ${proxyFailureReply(failure)}`,
+    goodbye: IMAP_BACKEND_GONE,
+  };
+  ctx.run(runLogin(s, creds, words, { reply: (line) => ctx.reply(line), drain: () => ctx.reader.drain() }));
 }
 
 /** A backend that vanished without its own `* BYE` still gets the client a polite one. */
@@ -172,12 +143,3 @@ const IMAP_BACKEND_GONE = {
   text: Buffer.from('* BYE [UNAVAILABLE] Server disconnected.\r\n'),
   said: (tail: Buffer) => /(^|\n)\* BYE /.test(tail.toString('latin1')),
 };
-
-function logAuth(s: ClientSession, kind: string, why: string | undefined, mech: string): void {
-  const level = kind === 'tempfail' || kind === 'no-route' ? 'warn' : 'info';
-  const msg =
-    kind === 'no-route'
-      ? 'login refused: the passdb result has no proxy destination (portier only proxies; set proxy and host)'
-      : `login refused: ${kind}`;
-  s.log[level]({ user: s.user, method: mech, rip: s.peer.remoteIp, why }, msg);
-}

@@ -5,6 +5,7 @@
  */
 import type { ProxyFailure } from '../backend/failure.js';
 import type { AuthOutcome } from '../login/auth.js';
+import { safeText } from '../login/flow.js';
 
 export const REPLY = {
   authFailed: 'NO [AUTHENTICATIONFAILED] Authentication failed.',
@@ -72,10 +73,4 @@ export function referralUrl(r: { user: string; host: string; port?: number | und
   const user = encodeURIComponent(r.destuser ?? r.user);
   const host = r.host.includes(':') ? `[${r.host}]` : r.host;
   return `imap://${user};AUTH=*@${host}${r.port !== undefined && r.port !== 143 ? `:${r.port}` : ''}/`;
-}
-
-/** Passdb-supplied text shown to a client: one line, printable, bounded. */
-export function safeText(text: string): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, ' ').trim().slice(0, 200);
-  return clean === '' ? 'Login disabled for this user.' : clean;
 }

@@ -4,10 +4,9 @@
  * AUTH) ends in `login()`, which asks the login core and either hands over to the splice or
  * replies. NOOP and the transaction commands are not valid before login (RFC 1939 §5).
  */
-import { authenticate, type LoginCredentials } from '../login/auth.js';
-import { proxyLogin } from '../login/proxy.js';
+import type { LoginCredentials } from '../login/auth.js';
+import { runLogin, type LoginWords } from '../login/flow.js';
 import type { ClientSession } from '../login/session.js';
-import { splice } from '../splice/splice.js';
 import { authPolicy, preLoginCapabilities, starttlsOffered } from './capability.js';
 import { authOutcomeReply, proxyFailureReply, REPLY } from './replies.js';
 import { authCommand, offeredMechanisms } from './sasl-step.js';
@@ -100,49 +99,6 @@ function apop(ctx: Pop3Context): void {
 
 /** Ask the login core; on success proxy, splice and stop; otherwise reply and carry on. */
 export function login(ctx: Pop3Context, creds: LoginCredentials): void {
-  const s = ctx.session;
-  s.state = 'authenticating';
-  ctx.run(
-    (async () => {
-      const outcome = await authenticate(s, creds);
-      if (s.ended) return 'stop';
-      if (outcome.kind !== 'proxy') {
-        s.state = 'pre-auth';
-        if (outcome.kind === 'failed') s.authFailures++;
-        logAuth(s, outcome.kind, 'why' in outcome ? outcome.why : undefined, creds.mech);
-        ctx.reply(authOutcomeReply(outcome, s.id));
-        return 'continue';
-      }
-      s.state = 'backend-login';
-      const result = await proxyLogin(s, outcome, pop3Upstream());
-      if (s.ended) {
-        if (result.ok) result.socket.destroy();
-        return 'stop';
-      }
-      if (!result.ok) {
-        s.state = 'pre-auth';
-        if (result.failure.kind === 'auth-failed') s.authFailures++;
-        ctx.reply(proxyFailureReply(result.failure));
-        return 'continue';
-      }
-      s.socket.write(result.reply);
-      splice(s, {
-        backend: result.socket,
-        backendName: result.backend,
-        clientRest: ctx.reader.drain(),
-        backendRest: result.rest,
-        idleTimeoutMs: s.runtime.config.login_proxy_idle_timeout,
-      });
-      return 'stop';
-    })(),
-  );
-}
-
-function logAuth(s: ClientSession, kind: string, why: string | undefined, mech: string): void {
-  const level = kind === 'tempfail' || kind === 'no-route' ? 'warn' : 'info';
-  const msg =
-    kind === 'no-route'
-      ? 'login refused: the passdb result has no proxy destination (portier only proxies; set proxy and host)'
-      : `login refused: ${kind}`;
-  s.log[level]({ user: s.user, method: mech, rip: s.peer.remoteIp, why }, msg);
+  const words: LoginWords = { upstream: pop3Upstream(), outcomeReply: authOutcomeReply, failureReply: proxyFailureReply };
+  ctx.run(runLogin(ctx.session, creds, words, { reply: (line) => ctx.reply(line), drain: () => ctx.reader.drain() }));
 }

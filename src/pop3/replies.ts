@@ -6,6 +6,7 @@
  */
 import type { ProxyFailure } from '../backend/failure.js';
 import type { AuthOutcome } from '../login/auth.js';
+import { safeText } from '../login/flow.js';
 
 export const REPLY = {
   authFailed: '-ERR [AUTH] Authentication failed.',
@@ -72,10 +73,4 @@ export function proxyFailureReply(f: ProxyFailure): string {
     case 'host-down':
       return REPLY.unavailable;
   }
-}
-
-/** Text shown to a client (passdb `reason`, a relayed backend text): one printable line, bounded. */
-export function safeText(text: string, fallback = 'Login disabled for this user.'): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, ' ').trim().slice(0, 200);
-  return clean === '' ? fallback : clean;
 }

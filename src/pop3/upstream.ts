@@ -9,7 +9,7 @@
 import { failure, ProxyFailureError } from '../backend/failure.js';
 import { formatXclient } from '../backend/xclient.js';
 import type { ProtocolUpstream, UpstreamContext } from '../login/proxy.js';
-import { safeText } from './replies.js';
+import { safeText } from '../login/flow.js';
 import { POP3_MAX_CAPA_LINES, POP3_MAX_RESPONSE_LINE, Pop3LineReader } from './wire.js';
 
 export function pop3Upstream(): ProtocolUpstream {

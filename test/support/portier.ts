@@ -26,7 +26,8 @@ export interface RunningPortier {
   /** Raw log output so far (JSON lines). */
   logText(): string;
   logs(): LogLine[];
-  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** The first log line (by position) that `pred` accepts. */
+  waitForLog(pred: (l: LogLine, index: number) => boolean, timeoutMs?: number): Promise<LogLine>;
   stop(): Promise<void>;
 }
 

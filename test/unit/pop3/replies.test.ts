@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ProxyFailureKind } from '../../../src/backend/failure.js';
-import { authOutcomeReply, proxyFailureReply, REPLY, safeText } from '../../../src/pop3/replies.js';
+import { safeText } from '../../../src/login/flow.js';
+import { authOutcomeReply, proxyFailureReply, REPLY } from '../../../src/pop3/replies.js';
 
 const KINDS: ProxyFailureKind[] = ['connect', 'timeout', 'tls', 'remote', 'protocol', 'config', 'auth-failed', 'auth-replied', 'remote-tempfail', 'loop', 'host-down'];
 
