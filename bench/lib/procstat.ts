@@ -1,0 +1,92 @@
+/**
+ * CPU time and memory of the proxy under test, read from /proc (Linux) for the given PIDs
+ * and all their descendants, so results do not depend on how fast the generator is.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every Linux we run on. */
+const CLK_TCK = 100;
+
+export interface ProcSample {
+  /** Per PID: CPU seconds (user + system) so far. */
+  cpu: Map<number, number>;
+  /** Sum of VmRSS over the tree, KiB. */
+  rssKiB: number;
+  pids: number[];
+  at: number;
+}
+
+interface StatLine {
+  ppid: number;
+  cpuS: number;
+}
+
+function readStat(pid: number): StatLine | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    return { ppid: Number(f[1]), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK };
+  } catch {
+    return undefined;
+  }
+}
+
+function readRssKiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m?.[1] !== undefined ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The roots and every live descendant. */
+export function processTree(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStat(Number(name));
+    if (st === undefined) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(Number(name));
+    children.set(st.ppid, list);
+  }
+  const out = new Set<number>();
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const pid = queue.pop();
+    if (pid === undefined || out.has(pid)) continue;
+    out.add(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return [...out];
+}
+
+export function sampleProcs(roots: readonly number[]): ProcSample {
+  const pids = processTree(roots);
+  const cpu = new Map<number, number>();
+  let rssKiB = 0;
+  for (const pid of pids) {
+    const st = readStat(pid);
+    if (st === undefined) continue;
+    cpu.set(pid, st.cpuS);
+    rssKiB += readRssKiB(pid);
+  }
+  return { cpu, rssKiB, pids, at: Date.now() };
+}
+
+export interface ProcDelta {
+  pids: number[];
+  /** CPU seconds the tree spent between the samples (processes born in between count whole). */
+  cpuSeconds: number;
+  rssStartKiB: number;
+  rssEndKiB: number;
+}
+
+export function procDelta(a: ProcSample, b: ProcSample): ProcDelta {
+  let cpu = 0;
+  for (const [pid, s] of b.cpu) cpu += s - (a.cpu.get(pid) ?? 0);
+  return { pids: b.pids, cpuSeconds: Math.round(cpu * 100) / 100, rssStartKiB: a.rssKiB, rssEndKiB: b.rssKiB };
+}

@@ -1,0 +1,67 @@
+/** The JSON a run produces, and its one-screen human summary. */
+import type { LatencySummary } from './histogram.js';
+import type { BenchOptions, Mode } from './options.js';
+import type { ProcDelta } from './procstat.js';
+
+export interface Accounting extends ProcDelta {
+  /** CPU seconds of the proxy tree per 1,000 operations (logins, deliveries, FETCHes, NOOPs). */
+  cpuSecondsPer1000Ops: number;
+  /** CPU seconds of the proxy tree per GB (10^9 bytes) moved, throughput mode. */
+  cpuSecondsPerGB?: number;
+  /** idle mode: (RSS with the sessions held - RSS before) / sessions. */
+  rssPerSessionKiB?: number;
+}
+
+export interface BenchResult {
+  tool: 'portier-bench';
+  schema: 1;
+  mode: Mode;
+  label?: string;
+  target: { host: string; port: number; tls: string };
+  params: Omit<BenchOptions, 'mode' | 'host' | 'port' | 'tls' | 'progress' | 'label' | 'pids'>;
+  startedAt: string;
+  /** The measured window, seconds. */
+  elapsedS: number;
+  ops: number;
+  /** Operations per second over the window. */
+  rate: number;
+  bytes: number;
+  /** 10^6 bytes per second (throughput). */
+  mbPerS: number;
+  latencyUs: LatencySummary;
+  errors: Record<string, number>;
+  errorCount: number;
+  /** One message per error kind, for diagnosis. */
+  errorSamples: Record<string, string>;
+  accounting?: Accounting;
+  idle?: { sessions: number; opened: number; processes: number; rampS: number; sessionsPerGiB?: number };
+}
+
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export function summarize(r: BenchResult): string {
+  const lines = [
+    `${r.mode}${r.label !== undefined ? ` [${r.label}]` : ''} against ${r.target.host}:${r.target.port} (tls ${r.target.tls}): ` +
+      `${fmt(r.ops)} ops in ${fmt(r.elapsedS, 1)} s = ${fmt(r.rate, 1)}/s` + (r.bytes > 0 ? `, ${fmt(r.mbPerS, 1)} MB/s` : ''),
+    `  latency us: p50 ${fmt(r.latencyUs.p50, 1)}  p90 ${fmt(r.latencyUs.p90, 1)}  p99 ${fmt(r.latencyUs.p99, 1)}  max ${fmt(r.latencyUs.max, 1)}`,
+    `  errors: ${r.errorCount === 0 ? 'none' : Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+  ];
+  for (const [k, v] of Object.entries(r.errorSamples)) lines.push(`    ${k}: ${v}`);
+  const a = r.accounting;
+  if (a !== undefined) {
+    lines.push(`  proxy tree (${a.pids.length} processes): ${fmt(a.cpuSeconds, 2)} CPU s, ${fmt(a.cpuSecondsPer1000Ops, 3)} s per 1,000 ops` +
+      (a.cpuSecondsPerGB !== undefined ? `, ${fmt(a.cpuSecondsPerGB, 2)} s per GB` : '') +
+      `, RSS ${fmt(a.rssStartKiB)} -> ${fmt(a.rssEndKiB)} KiB` +
+      (a.rssPerSessionKiB !== undefined ? `, ${fmt(a.rssPerSessionKiB, 1)} KiB per session` : ''));
+  }
+  if (r.idle !== undefined) {
+    lines.push(`  idle: ${fmt(r.idle.opened)}/${fmt(r.idle.sessions)} sessions over ${r.idle.processes} processes, logged in within ${fmt(r.idle.rampS, 1)} s` +
+      (r.idle.sessionsPerGiB !== undefined ? `; ${fmt(r.idle.sessionsPerGiB)} sessions per GiB` : ''));
+  }
+  return lines.join('\n');
+}
+
+export function paramsOf(o: BenchOptions): BenchResult['params'] {
+  const { mode: _m, host: _h, port: _p, tls: _t, progress: _g, label: _l, pids: _d, ...rest } = o;
+  return rest;
+}
