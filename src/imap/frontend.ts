@@ -5,14 +5,12 @@
  */
 import { ImapCommandReader, type ImapCommand, type ImapCommandEvent } from './wire/command-reader.js';
 import type { ProtocolFrontend } from '../listen/server.js';
+import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
 import { preLoginCapabilities, starttlsOffered } from './capability.js';
 import { REPLY } from './replies.js';
 import { COMMANDS, type CommandContext } from './commands.js';
 import { offeredMechanisms } from './sasl-step.js';
-
-/** Stop reading the socket while this much input waits unparsed (a command is in flight). */
-const MAX_PENDING_INPUT = 64 * 1024;
 
 export const imapFrontend: ProtocolFrontend = {
   protocol: 'imap',
@@ -23,19 +21,17 @@ export const imapFrontend: ProtocolFrontend = {
   goodbye: (_session, why) => `${why === 'timeout' ? REPLY.byeTimeout : REPLY.byeShutdown}\r\n`,
 };
 
-export class ImapLogin implements CommandContext {
-  readonly session: ClientSession;
+export class ImapLogin extends CommandLoop<ImapCommandEvent> implements CommandContext {
   reader: ImapCommandReader;
-  /** A command is running asynchronously (auth, backend login, TLS handshake). */
-  #busy = false;
   /** Capabilities the client was shown, for comparing with the backend's after login. */
   advertised = '';
   clientId: CommandContext['clientId'];
   /** AUTHENTICATE waits for the client's next raw line (a SASL response). */
   #lineHandler: ((line: Buffer) => void) | undefined;
+  protected readonly internalErrorReply = '* BYE Internal error occurred. Refer to server log for more information.';
 
   constructor(session: ClientSession) {
-    this.session = session;
+    super(session);
     this.reader = this.newReader();
   }
 
@@ -52,16 +48,16 @@ export class ImapLogin implements CommandContext {
     this.listen();
   }
 
-  /** (Re)attach input handlers to the current socket (after STARTTLS it is a new one). */
-  listen(): void {
-    const socket = this.session.socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.reader.push(chunk);
-      if (this.reader.buffered > MAX_PENDING_INPUT) socket.pause();
-      this.pump();
-    });
-    socket.on('end', () => this.session.close('client_disconnected', 'Disconnected: client closed the connection before login'));
-    socket.on('close', () => this.session.close('client_disconnected', 'Disconnected: connection closed before login'));
+  protected push(chunk: Buffer): void {
+    this.reader.push(chunk);
+  }
+
+  protected next(): ImapCommandEvent | null {
+    return this.reader.next();
+  }
+
+  protected buffered(): number {
+    return this.reader.buffered;
   }
 
   capabilities(): string {
@@ -77,39 +73,6 @@ export class ImapLogin implements CommandContext {
     this.reader.readRawLine();
   }
 
-  reply(line: string): void {
-    this.session.write(`${line}\r\n`);
-  }
-
-  /** Run an async command: input waits (paused) until it finishes, then parsing continues. */
-  run(task: Promise<'continue' | 'stop'>): void {
-    this.#busy = true;
-    this.session.socket.pause();
-    task.then(
-      (next) => {
-        this.#busy = false;
-        if (next === 'continue' && !this.session.ended) {
-          this.session.socket.resume();
-          this.pump();
-        }
-      },
-      (err: unknown) => {
-        this.session.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'internal error in IMAP login');
-        this.session.close('internal_error', 'Disconnected: internal error', `* BYE Internal error occurred. Refer to server log for more information.\r\n`);
-      },
-    );
-  }
-
-  /** Parse and run every complete command, unless one is in flight. */
-  pump(): void {
-    while (!this.#busy && !this.session.ended && (this.session.state === 'pre-auth' || this.session.state === 'authenticating')) {
-      const ev = this.reader.next();
-      if (ev === null) break;
-      this.#event(ev);
-    }
-    if (!this.#busy && !this.session.ended && this.reader.buffered <= MAX_PENDING_INPUT) this.session.socket.resume();
-  }
-
   /** Count a bad command; the last allowed one ends the session (Dovecot: 3). */
   bad(tag: string | undefined, text: string): void {
     const s = this.session;
@@ -122,7 +85,7 @@ export class ImapLogin implements CommandContext {
     this.reply(`${tag ?? '*'} BAD ${text}`);
   }
 
-  #event(ev: ImapCommandEvent): void {
+  protected handle(ev: ImapCommandEvent): void {
     switch (ev.kind) {
       case 'command':
         this.#command(ev);

@@ -5,13 +5,11 @@
  * PIPELINING: replies go out in command order).
  */
 import type { ProtocolFrontend } from '../listen/server.js';
+import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
 import { COMMANDS, type Pop3Context } from './commands.js';
 import { REPLY } from './replies.js';
 import { parseCommand, POP3_MAX_AUTH_LINE_LENGTH, Pop3LineReader } from './wire.js';
-
-/** Stop reading the socket while this much input waits unparsed (a command is in flight). */
-const MAX_PENDING_INPUT = 64 * 1024;
 
 export const pop3Frontend: ProtocolFrontend = {
   protocol: 'pop3',
@@ -22,18 +20,18 @@ export const pop3Frontend: ProtocolFrontend = {
   goodbye: (_session, why) => `${why === 'timeout' ? REPLY.timeout : REPLY.shutdown}\r\n`,
 };
 
-export class Pop3Login implements Pop3Context {
-  readonly session: ClientSession;
+type Pop3Event = NonNullable<ReturnType<Pop3LineReader['next']>>;
+
+export class Pop3Login extends CommandLoop<Pop3Event> implements Pop3Context {
   reader: Pop3LineReader;
   /** The name from USER, waiting for PASS (RFC 1939 §7). */
   pendingUser: Buffer | undefined;
-  /** A command is running asynchronously (auth, backend login, TLS handshake). */
-  #busy = false;
   /** AUTH waits for the client's next line (a SASL response) for this handler. */
   #lineHandler: ((line: Buffer) => void) | undefined;
+  protected readonly internalErrorReply = REPLY.internalError;
 
   constructor(session: ClientSession) {
-    this.session = session;
+    super(session);
     this.reader = this.newReader();
   }
 
@@ -49,57 +47,28 @@ export class Pop3Login implements Pop3Context {
     this.listen();
   }
 
-  /** (Re)attach input handlers to the current socket (after STLS it is a new one). */
-  listen(): void {
-    const socket = this.session.socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.reader.push(chunk);
-      if (this.reader.buffered > MAX_PENDING_INPUT) socket.pause();
-      this.pump();
-    });
-    socket.on('end', () => this.session.close('client_disconnected', 'Disconnected: client closed the connection before login'));
-    socket.on('close', () => this.session.close('client_disconnected', 'Disconnected: connection closed before login'));
+  protected push(chunk: Buffer): void {
+    this.reader.push(chunk);
   }
 
-  reply(line: string): void {
-    this.session.write(`${line}\r\n`);
+  protected next(): Pop3Event | null {
+    return this.reader.next();
+  }
+
+  protected buffered(): number {
+    return this.reader.buffered;
+  }
+
+  protected handle(ev: Pop3Event): void {
+    if (ev.kind === 'too-long') {
+      this.session.close('line_too_long', 'Disconnected: command line too long', `${REPLY.lineTooLong}\r\n`);
+      return;
+    }
+    this.#line(ev.line);
   }
 
   awaitLine(handler: (line: Buffer) => void): void {
     this.#lineHandler = handler;
-  }
-
-  /** Run an async command: input waits (paused) until it finishes, then parsing continues. */
-  run(task: Promise<'continue' | 'stop'>): void {
-    this.#busy = true;
-    this.session.socket.pause();
-    task.then(
-      (next) => {
-        this.#busy = false;
-        if (next === 'continue' && !this.session.ended) {
-          this.session.socket.resume();
-          this.pump();
-        }
-      },
-      (err: unknown) => {
-        this.session.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'internal error in POP3 login');
-        this.session.close('internal_error', 'Disconnected: internal error', `${REPLY.internalError}\r\n`);
-      },
-    );
-  }
-
-  /** Parse and run every complete line, unless a command is in flight. */
-  pump(): void {
-    while (!this.#busy && !this.session.ended && (this.session.state === 'pre-auth' || this.session.state === 'authenticating')) {
-      const ev = this.reader.next();
-      if (ev === null) break;
-      if (ev.kind === 'too-long') {
-        this.session.close('line_too_long', 'Disconnected: command line too long', `${REPLY.lineTooLong}\r\n`);
-        return;
-      }
-      this.#line(ev.line);
-    }
-    if (!this.#busy && !this.session.ended && this.reader.buffered <= MAX_PENDING_INPUT) this.session.socket.resume();
   }
 
   /** Count a bad command; the last allowed one ends the session (login_max_bad_commands). */
