@@ -211,8 +211,8 @@ export const configSchema = z.strictObject({
   auth_penalty_initial_delay: duration.default(2000),
   /** 0 switches the penalty off. */
   auth_penalty_max_delay: duration.default(15_000),
-  /** IPv6 clients share a penalty per prefix of this length (Dovecot: 48). */
-  auth_penalty_ipv6_prefix: z.number().int().min(0).max(128).default(48),
+  /** IPv6 clients share a penalty per prefix of this length (Dovecot: 48; /64 is one site). */
+  auth_penalty_ipv6_prefix: z.number().int().min(0).max(128).default(64),
   /** `redis://...`: share penalties between replicas; in-memory when unset or unreachable. */
   auth_penalty_redis: z.string().optional(),
 

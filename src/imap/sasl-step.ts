@@ -2,7 +2,7 @@
  * IMAP AUTHENTICATE (RFC 9051 §6.2.2, SASL-IR RFC 4959): the base64 layer and continuation
  * lines around the protocol-neutral SASL step machines in sasl/. `*` cancels.
  */
-import { cramMd5Login } from '../login/auth.js';
+import { saslLogin } from '../login/auth.js';
 import type { ClientSession } from '../login/session.js';
 import { createServerMech, decodeSaslBase64, encodeSaslBase64, type SaslStep } from '../sasl/index.js';
 import { authPolicy } from './capability.js';
@@ -81,17 +81,13 @@ function handleStep(ctx: CommandContext, tag: string, mechName: string, step: Sa
       ctx.bad(tag, step.reason === 'malformed' ? 'Malformed SASL response.' : 'SASL protocol error.');
       return;
     case 'done': {
-      const c = step.credentials;
-      if (c.type === 'cram-md5') {
-        login(ctx, tag, cramMd5Login(c));
-        return;
-      }
-      if (c.type !== 'password') {
+      const creds = saslLogin(mechName, step.credentials);
+      if (creds === null) {
         s.state = 'pre-auth';
         ctx.reply(`${tag} ${REPLY.mechUnsupported}`);
         return;
       }
-      login(ctx, tag, { mech: mechName, authcid: c.authcid, authzid: c.authzid, password: c.password });
+      login(ctx, tag, creds);
       return;
     }
   }

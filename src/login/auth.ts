@@ -9,7 +9,7 @@ import { netBlockList } from '../config/types.js';
 import { flag, parseLoginFields, type LoginFields, type ProxyTarget } from '../passdb/fields.js';
 import { credentialsFor } from '../passdb/schemes/index.js';
 import type { AuthRequest, PassdbResult, StoredCredentials } from '../passdb/types.js';
-import { verifyCramMd5, type CramMd5Credentials } from '../sasl/index.js';
+import { verifyCramMd5, type CramMd5Credentials, type SaslCredentials } from '../sasl/index.js';
 import { expandTemplate } from '../passdb/vars.js';
 import { publishAuth } from '../telemetry/events.js';
 import { familyOf, type ClientSession } from './session.js';
@@ -27,6 +27,16 @@ export interface LoginCredentials {
    * response is checked against the passdb's stored credentials.
    */
   readonly challenge?: { verify(stored: StoredCredentials): boolean } | undefined;
+}
+
+/**
+ * A finished SASL exchange as login credentials, for every front-end alike; null for a
+ * mechanism whose result portier cannot log in with (the caller answers "unsupported").
+ */
+export function saslLogin(mech: string, c: SaslCredentials): LoginCredentials | null {
+  if (c.type === 'cram-md5') return cramMd5Login(c);
+  if (c.type === 'password') return { mech, authcid: c.authcid, authzid: c.authzid, password: c.password };
+  return null;
 }
 
 /** The login core's view of a finished CRAM-MD5 exchange (RFC 2195). */
@@ -58,7 +68,8 @@ export type AuthOutcome =
       readonly referral?: { readonly host: string; readonly port?: number | undefined } | undefined;
     }
   | { readonly kind: 'referral'; readonly user: string; readonly host: string; readonly port?: number | undefined; readonly nologin: boolean; readonly destuser?: string | undefined }
-  | { readonly kind: 'failed'; readonly why: string; readonly nodelay?: boolean }
+  /** `nodelay` (a passdb field): answer without auth_failure_delay; the penalty still counts. */
+  | { readonly kind: 'failed'; readonly why: string; readonly nodelay?: boolean; readonly noPenalty?: boolean }
   | { readonly kind: 'tempfail'; readonly why: string }
   | { readonly kind: 'disabled'; readonly reason?: string | undefined }
   | { readonly kind: 'no-route'; readonly user: string };
@@ -73,11 +84,11 @@ export async function authenticate(session: ClientSession, creds: LoginCredentia
   if (seen !== undefined && seen.delayMs > 0) {
     session.log.info({ rip: session.peer.remoteIp, penalty: seen.penalty, delay_ms: seen.delayMs }, 'auth penalty: delaying this login');
     await sleep(seen.delayMs);
-    if (session.ended) return { kind: 'failed', why: 'client gone during the penalty delay', nodelay: true };
+    if (session.ended) return { kind: 'failed', why: 'client gone during the penalty delay', nodelay: true, noPenalty: true };
   }
   const outcome = await decide(session, creds);
   if (penalty !== undefined && seen !== undefined) {
-    if (outcome.kind === 'failed' && outcome.nodelay !== true) {
+    if (outcome.kind === 'failed' && outcome.noPenalty !== true) {
       await penalty.failed(seen, session.user ?? creds.authcid, creds.challenge === undefined ? creds.password : undefined);
     } else if (outcome.kind === 'proxy') {
       await penalty.succeeded(seen);

@@ -137,6 +137,7 @@ export class PassdbChain {
     let mismatch: { passdb: string; fields: Fields } | undefined;
     let credentials: StoredCredentials | undefined;
     let user = req.user;
+    let decidedBy = '';
     const fields = new Map<string, string>();
     for (const entry of entries) {
       if (entry.conf.skip === 'authenticated' && passed === true) continue;
@@ -146,6 +147,7 @@ export class PassdbChain {
       if (outcome.kind === 'ok') {
         if (entry.conf.deny) return { kind: 'mismatch', passdb: entry.db.name, fields: outcome.fields };
         for (const [k, v] of outcome.fields) fields.set(k, v);
+        decidedBy = entry.db.name;
         const stored = outcome.fields.get('password');
         if (wantCredentials && stored !== undefined && stored !== '') credentials = { stored, scheme: this.#schemeFor(entry) };
         user = outcome.fields.get('user') || user;
@@ -167,7 +169,7 @@ export class PassdbChain {
     }
     if (passed === true) {
       fields.delete('password');
-      const passdb = entries.map((e) => e.db.name).join(',');
+      const passdb = decidedBy;
       return wantCredentials ? { kind: 'ok', user, fields, passdb, credentials } : { kind: 'ok', user, fields, passdb };
     }
     if (tempfail !== undefined) return { kind: 'tempfail', reason: tempfail };
@@ -190,6 +192,8 @@ export class PassdbChain {
     if (lookup.kind === 'unknown' || lookup.kind === 'tempfail') return lookup;
     const fields = this.#applyFieldRules(entry, req, lookup.fields);
     if (lookup.kind === 'verified') return lookup.ok ? { kind: 'ok', fields } : { kind: 'mismatch', fields };
+    // A deny passdb lists names without passwords (Dovecot's deny file): being found decides.
+    if (entry.conf.deny) return { kind: 'ok', fields };
     if (req.password === undefined) return { kind: 'ok', fields };
     const stored = fields.get('password') ?? '';
     if (flag(fields, 'nopassword')) {

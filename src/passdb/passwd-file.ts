@@ -8,7 +8,7 @@ import { errorText } from '../errors.js';
 import type { Logger } from '../telemetry/log.js';
 import { parseExtraFields } from './fields.js';
 import type { AuthRequest, Passdb, PassdbLookup } from './types.js';
-import { expandTokens, parseTemplate, splitUser, type TemplateToken, type VarName, type VarValues } from './vars.js';
+import { expandTokens, parseTemplate, splitUser, varValue, type TemplateToken, type VarName, type VarValues } from './vars.js';
 
 const RECHECK_MS = 1000;
 
@@ -49,8 +49,13 @@ export class PasswdFilePassdb implements Passdb {
 
   async lookup(req: AuthRequest): Promise<PassdbLookup> {
     const values = requestVars(req);
+    // A value put into the path must stay one path component: no `/`, no `.`/`..`, no NUL.
+    for (const t of this.#path) {
+      if (t.kind !== 'var') continue;
+      const v = varValue(t, values);
+      if (v.includes('/') || v.includes('\0') || v === '.' || v === '..') return { kind: 'unknown' };
+    }
     const path = expandTokens(this.#path, values);
-    if (path.includes('/../') || path.endsWith('/..')) return { kind: 'unknown' };
     const file = await this.#load(path);
     if (file === null) return { kind: 'unknown' };
     const entry = file.entries.get(expandTokens(this.#key, values));
@@ -72,7 +77,10 @@ export class PasswdFilePassdb implements Passdb {
     }
     const pending = this.#read(path);
     this.#files.set(path, pending);
-    const loaded = await pending;
+    const loaded = await pending.catch((err: unknown) => {
+      this.#files.delete(path);
+      throw err;
+    });
     if (loaded === null) this.#files.delete(path);
     return loaded;
   }
@@ -87,10 +95,10 @@ export class PasswdFilePassdb implements Passdb {
       this.#log.debug({ passdb: this.name, file: path, users: entries.size }, 'passwd-file loaded');
       return { entries, stamp, checkedAt: Date.now() };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.#log.error({ passdb: this.name, file: path, err: errorText(err) }, 'passwd-file: cannot read');
-      }
-      return null;
+      // A missing file is "no such users" (per-domain files); unreadable is an outage.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      this.#log.error({ passdb: this.name, file: path, err: errorText(err) }, 'passwd-file: cannot read');
+      throw err;
     }
   }
 }

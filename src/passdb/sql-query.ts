@@ -35,12 +35,14 @@ export function compileQuery(template: string): CompiledQuery {
   let quoted: Piece[] | null = null;
   let quotedRaw = '';
   let inIdent = false;
+  let inComment = false;
   const param = (pieces: Piece[]): string => {
     params.push(pieces);
     return `$${params.length}`;
   };
   for (const token of tokens) {
     if (token.kind === 'var') {
+      if (inComment) continue;
       vars.add(token.name);
       if (inIdent) throw new PortierError('PASSDB_CONFIG', `password_query: %${token.name} inside a "quoted identifier" cannot be bound`);
       if (quoted !== null) quoted.push({ token });
@@ -50,7 +52,13 @@ export function compileQuery(template: string): CompiledQuery {
     const t = token.text;
     for (let i = 0; i < t.length; i++) {
       const c = t[i] ?? '';
-      if (quoted !== null) {
+      if (inComment) {
+        // `-- ...` to the end of the line: dropped, so a quote in it cannot confuse the scan.
+        if (c === '\n') {
+          inComment = false;
+          sql += c;
+        }
+      } else if (quoted !== null) {
         if (c === "'" && t[i + 1] === "'") {
           quoted.push({ text: "'" });
           quotedRaw += "''";
@@ -69,6 +77,9 @@ export function compileQuery(template: string): CompiledQuery {
       } else if (c === "'") {
         quoted = [];
         quotedRaw = '';
+      } else if (c === '-' && t[i + 1] === '-') {
+        inComment = true;
+        i++;
       } else {
         sql += c;
         if (c === '"') inIdent = true;

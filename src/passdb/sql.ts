@@ -80,9 +80,12 @@ export class SqlPassdb implements Passdb {
   }
 
   async lookup(req: AuthRequest): Promise<PassdbLookup> {
+    const values = queryValues(this.#query, requestVars(req));
+    // PostgreSQL text cannot hold NUL: no row can match, and the server would only error.
+    if (values.some((v) => v.includes('\0'))) return { kind: 'unknown' };
     let result: pg.QueryResult<Record<string, unknown>>;
     try {
-      result = await this.#pool.query<Record<string, unknown>>({ text: this.#query.text, values: queryValues(this.#query, requestVars(req)) });
+      result = await this.#pool.query<Record<string, unknown>>({ text: this.#query.text, values });
     } catch (err) {
       this.#down(err);
       return { kind: 'tempfail', reason: `${this.name}: database unavailable` };
@@ -110,7 +113,8 @@ export class SqlPassdb implements Passdb {
   }
 
   #down(err: unknown): void {
-    if (err instanceof pg.DatabaseError) {
+    // SQLSTATE classes 08 (connection), 53 (resources), 57 (operator intervention: shutdown) are outages.
+    if (err instanceof pg.DatabaseError && !/^(08|53|57)/.test(err.code ?? '')) {
       // The server answered: a broken query or permissions, not an outage. Always worth an error.
       this.#log.error({ passdb: this.name, db: this.#label, err: errorText(err) }, 'sql passdb: query refused by the server');
       return;

@@ -5,6 +5,7 @@
  * Dovecot and many clients still expect from the older RFC 1734 form.
  */
 import { offeredMechanisms } from '../imap/sasl-step.js';
+import { saslLogin } from '../login/auth.js';
 import { createServerMech, decodeSaslBase64, encodeSaslBase64, type SaslStep } from '../sasl/index.js';
 import { authPolicy, usableMechanisms } from './capability.js';
 import { login, type Pop3Context } from './commands.js';
@@ -68,13 +69,13 @@ function handleStep(ctx: Pop3Context, mechName: string, step: SaslStep, next: (r
       ctx.bad(REPLY.saslMalformed);
       return;
     case 'done': {
-      const c = step.credentials;
-      if (c.type !== 'password') {
+      const creds = saslLogin(mechName, step.credentials);
+      if (creds === null) {
         s.state = 'pre-auth';
         ctx.reply(REPLY.mechUnsupported);
         return;
       }
-      login(ctx, { mech: mechName, authcid: c.authcid, authzid: c.authzid, password: c.password });
+      login(ctx, creds);
       return;
     }
   }

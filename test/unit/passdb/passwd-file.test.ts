@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,5 +42,24 @@ describe('passwd-file', () => {
     expect(found.kind).toBe('found');
     const alice = await db.lookup(req('alice@example.org'));
     expect(alice.kind === 'found' && alice.fields.get('password')).toBe('{PLAIN}two');
+  });
+
+  test('a %d value is one path component: slashes and dot-dot find nobody', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'users'), 'x@sub:{PLAIN}pw\n');
+    writeFileSync(join(dir, 'users'), 'x@..:{PLAIN}pw\nx@.:{PLAIN}pw\n');
+    const db = new PasswdFilePassdb({ name: 't', path: join(dir, 'd', '%d', 'users'), log: silentLogger() });
+    mkdirSync(join(dir, 'd'));
+    for (const user of ['x@..', 'x@.', 'x@../sub', 'x@a/../../sub']) expect(await db.lookup(req(user)), user).toEqual({ kind: 'unknown' });
+  });
+
+  test('an unreadable file is a temporary failure (thrown), a missing one an unknown user', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
+    mkdirSync(join(dir, 'users')); // reading a directory fails with EISDIR
+    const db = new PasswdFilePassdb({ name: 't', path: join(dir, 'users'), log: silentLogger() });
+    await expect(db.lookup(req('alice'))).rejects.toThrow(/EISDIR/);
+    const missing = new PasswdFilePassdb({ name: 't', path: join(dir, 'nope'), log: silentLogger() });
+    expect(await missing.lookup(req('alice'))).toEqual({ kind: 'unknown' });
   });
 });

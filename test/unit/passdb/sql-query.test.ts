@@ -29,6 +29,12 @@ describe('password_query compilation', () => {
     }
   });
 
+  test('-- comments are dropped, so a quote in one does not shift the literals', () => {
+    const q = compileQuery("SELECT password -- don't forget\nFROM users WHERE userid = '%u'");
+    expect(q.text).toBe('SELECT password \nFROM users WHERE userid = $1');
+    expect(queryValues(q, { user: 'a' })).toEqual(['a']);
+  });
+
   test('unknown variables, unterminated quotes and variables in identifiers are refused', () => {
     expect(() => compileQuery("SELECT password FROM u WHERE x = '%w'")).toThrow(/unknown variable/);
     expect(() => compileQuery("SELECT password FROM u WHERE x = '%u")).toThrow(/unterminated/);

@@ -58,8 +58,8 @@ describe('event loop under hashing load', () => {
     expect(lag.driftMs).toBeGreaterThan(30);
   });
 
-  // Margins for a shared 2-core CI box; the same work inline would stall the loop for >= 500 ms.
-  it('100 parallel SHA512-CRYPT verifies leave p99 lag under 50 ms (and no stall over 100 ms)', async () => {
+  // Issue 5's bound: lag under 20 ms. The same work inline would stall the loop for >= 500 ms.
+  it('100 parallel SHA512-CRYPT verifies keep the event loop lag under 20 ms', async () => {
     expect(await verifyPassword(SHA512, PW, opts)).toBe('ok'); // start the worker outside the measurement
     const t0 = performance.now();
     const lag = await measureLag(() => Promise.all(Array.from({ length: 100 }, () => verifyPassword(SHA512, PW, opts))));
@@ -69,8 +69,9 @@ describe('event loop under hashing load', () => {
         `histogram max ${lag.maxMs.toFixed(1)} ms, interval drift max ${lag.driftMs.toFixed(1)} ms`,
     );
     expect(lag.result.every((r) => r === 'ok')).toBe(true);
-    expect(lag.p99Ms).toBeLessThan(50);
-    expect(lag.driftMs).toBeLessThan(100);
+    expect(lag.p99Ms).toBeLessThan(20);
+    expect(lag.maxMs).toBeLessThan(20);
+    expect(lag.driftMs).toBeLessThan(20);
   });
 });
 
