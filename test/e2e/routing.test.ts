@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
+import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
 import { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
@@ -15,11 +16,13 @@ let remote: DovecotBackend;
 let local: DovecotBackend;
 let px: RunningPortier;
 let blackhole: Server;
+/** An IMAP server on 127.0.0.1, reached by the name `localhost`. */
+let onLocalhost: FakeImap;
 
 const MANY = 200;
 
 beforeAll(async () => {
-  const users = [{ user: 'lu', password: 'pw' }, { user: 'ru', password: 'pw' }, { user: 'refer', password: 'pw' }, { user: 'netok', password: 'pw' }, ...Array.from({ length: MANY }, (_, i) => ({ user: `m${i}`, password: 'pw' }))];
+  const users = [{ user: 'lu', password: 'pw' }, { user: 'ru', password: 'pw' }, { user: 'refer', password: 'pw' }, { user: 'netok', password: 'pw' }, { user: 'pinned', password: 'pw' }, { user: 'fwdok', password: 'pw' }, { user: 'realok', password: 'pw' }, ...Array.from({ length: MANY }, (_, i) => ({ user: `m${i}`, password: 'pw' }))];
   const extraConf = 'default_process_limit = 500\nmail_max_userip_connections = 500\n';
   remote = await startDovecot({ address: '127.0.0.2', users, trustedNetworks: ['127.0.0.0/8'], extraConf });
   local = await startDovecot({ address: '127.0.0.3', users, trustedNetworks: ['127.0.0.0/8'] });
@@ -29,8 +32,17 @@ beforeAll(async () => {
   blackhole = createServer(() => {});
   await new Promise<void>((r) => blackhole.listen(0, '127.0.0.4', r));
   const bh = (blackhole.address() as { port: number }).port;
+  onLocalhost = await startFakeImap({ host: '127.0.0.1', respond: plainServer((line) => `${line.split(' ')[0] ?? '*'} OK [CAPABILITY IMAP4rev1] Logged in`) });
   const port = await freePort();
   const lines = [
+    // Destinations by name: resolved by portier, or pinned with hostip (no DNS at all).
+    `named:::::::proxy=y host=localhost port=${onLocalhost.port} nopassword=y`,
+    `pinned:::::::proxy=y host=imap.example.invalid hostip=${remote.host} port=${remote.ports.imap} nopassword=y`,
+    `nxdomain:::::::proxy=y host=imap.example.invalid port=${remote.ports.imap} nopassword=y`,
+    // allow_nets sees the client address a trusted front forwarded; allow_real_nets the peer's own.
+    `fwdok:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y allow_nets=10.9.0.0/16`,
+    `realno:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y allow_real_nets=10.9.0.0/16`,
+    `realok:::::::proxy=y host=${remote.host} port=${remote.ports.imap} nopassword=y allow_real_nets=127.0.0.5/32 allow_nets=10.9.0.0/16`,
     // proxy_maybe pointing at portier's own address (no port): served by the local backend.
     `lu:::::::proxy_maybe host=127.0.0.1 nopassword=y`,
     `ru:::::::proxy_maybe host=${remote.host} port=${remote.ports.imap} nopassword=y`,
@@ -70,13 +82,19 @@ passdb:
 afterAll(async () => {
   await px?.stop();
   blackhole?.close();
+  await onLocalhost?.close();
   await remote?.stop();
   await local?.stop();
 });
 
-async function login(user: string): Promise<{ c: LineClient; reply: string; ms: number }> {
+/** Log in from 127.0.0.5; `forwardedIp` plays a trusted front telling portier the real client (ID). */
+async function login(user: string, forwardedIp?: string): Promise<{ c: LineClient; reply: string; ms: number }> {
   const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
   await c.line();
+  if (forwardedIp !== undefined) {
+    c.write(`i ID ("x-originating-ip" "${forwardedIp}" "x-originating-port" "40000")\r\n`);
+    expect((await c.until('i')).at(-1)).toMatch(/^i OK /);
+  }
   const t0 = Date.now();
   c.write(`a LOGIN ${user} pw\r\n`);
   const reply = (await c.until('a', 15_000)).at(-1) ?? '';
@@ -191,4 +209,49 @@ describe('backend trouble', () => {
     fresh.close();
     await remote.start();
   }, 120_000);
+});
+
+describe('destinations by name, and client networks', () => {
+  test('host as a DNS name is resolved (localhost), and the name is what the log shows', async () => {
+    const { c, reply } = await login('named');
+    expect(reply).toMatch(/^a OK /);
+    c.close();
+    expect(onLocalhost.connections.at(-1)?.received.some((l) => /LOGIN "?named"? /.test(l))).toBe(true);
+    const started = await px.waitForLog((l) => l.user === 'named' && l.msg.startsWith('Started proxying'));
+    expect(started.backend).toBe(`localhost:${onLocalhost.port}`);
+  });
+
+  test('hostip skips DNS: a name that does not resolve still reaches the pinned address', async () => {
+    const { c, reply } = await login('pinned');
+    expect(reply).toMatch(/^a OK /);
+    c.close();
+    const started = await px.waitForLog((l) => l.user === 'pinned' && l.msg.startsWith('Started proxying'));
+    expect(started.backend).toBe(`imap.example.invalid:${remote.ports.imap}`);
+  });
+
+  test('a name that does not resolve is a temporary failure, with the reason in the log', async () => {
+    const { c, reply } = await login('nxdomain');
+    expect(reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
+    c.close();
+    const why = await px.waitForLog((l) => l.user === 'nxdomain' && l.msg.startsWith('proxy login failed'));
+    expect(why.msg).toMatch(/DNS lookup of imap\.example\.invalid failed/);
+  });
+
+  test('allow_nets checks the forwarded client address; allow_real_nets the connecting peer', async () => {
+    const direct = await login('fwdok');
+    expect(direct.reply).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
+    direct.c.close();
+    const forwarded = await login('fwdok', '10.9.1.2');
+    expect(forwarded.reply).toMatch(/^a OK /);
+    forwarded.c.close();
+    // The peer is 127.0.0.5 whatever it forwards: allow_real_nets is not fooled by ID.
+    const realNo = await login('realno', '10.9.1.2');
+    expect(realNo.reply).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
+    realNo.c.close();
+    const why = await px.waitForLog((l) => l.user === 'realno' && l.msg.startsWith('login refused'));
+    expect(why.why).toMatch(/allow_real_nets does not include 127\.0\.0\.5/);
+    const realOk = await login('realok', '10.9.1.2');
+    expect(realOk.reply).toMatch(/^a OK /);
+    realOk.c.close();
+  });
 });
