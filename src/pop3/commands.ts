@@ -99,6 +99,16 @@ function apop(ctx: Pop3Context): void {
 
 /** Ask the login core; on success proxy, splice and stop; otherwise reply and carry on. */
 export function login(ctx: Pop3Context, creds: LoginCredentials): void {
-  const words: LoginWords = { upstream: pop3Upstream(), outcomeReply: authOutcomeReply, failureReply: proxyFailureReply };
+  const words: LoginWords = { upstream: pop3Upstream(), outcomeReply: authOutcomeReply, failureReply: proxyFailureReply, goodbye: POP3_BACKEND_GONE };
   ctx.run(runLogin(ctx.session, creds, words, { reply: (line) => ctx.reply(line), drain: () => ctx.reader.drain() }));
 }
+
+/**
+ * A backend that vanished gets the client a last `-ERR`, unless the backend's last line was
+ * already a status line (its QUIT answer, or its own `-ERR` on autologout): POP3 has no
+ * unsolicited replies, so the client reads it as the answer to its next command.
+ */
+const POP3_BACKEND_GONE = {
+  text: Buffer.from('-ERR [SYS/TEMP] Server disconnected.\r\n'),
+  said: (tail: Buffer) => /(^|\n)(\+OK|-ERR)[^\n]*\n?$/.test(tail.toString('latin1')),
+};
