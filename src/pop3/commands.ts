@@ -4,8 +4,10 @@
  * AUTH) ends in `login()`, which asks the login core and either hands over to the splice or
  * replies. NOOP and the transaction commands are not valid before login (RFC 1939 §5).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { LoginCredentials } from '../login/auth.js';
 import { runLogin, type LoginWords } from '../login/flow.js';
+import { credentialsFor } from '../passdb/schemes/index.js';
 import type { ClientSession } from '../login/session.js';
 import { authPolicy, preLoginCapabilities, starttlsOffered } from './capability.js';
 import { authOutcomeReply, proxyFailureReply, REPLY } from './replies.js';
@@ -17,6 +19,8 @@ export interface Pop3Context {
   readonly session: ClientSession;
   reader: Pop3LineReader;
   pendingUser: Buffer | undefined;
+  /** The greeting's `<...>` timestamp when APOP is offered (auth_mechanisms has `apop`). */
+  readonly apopTimestamp: string | undefined;
   reply(line: string): void;
   /** The next input line is a raw SASL response for this handler. */
   awaitLine(handler: (line: Buffer) => void): void;
@@ -92,9 +96,35 @@ function quit(ctx: Pop3Context): void {
   ctx.session.close('logout', 'Disconnected: logged out', `${REPLY.logout}\r\n`);
 }
 
-/** APOP (RFC 1939 §7) would need the cleartext password from the passdb; not offered. */
-function apop(ctx: Pop3Context): void {
-  ctx.reply(REPLY.apopDisabled);
+/**
+ * APOP (RFC 1939 §7): `APOP name digest`, digest = MD5(greeting timestamp + password). Offered,
+ * as in Dovecot, only when auth_mechanisms lists `apop`; it needs the passdb's cleartext
+ * password (PLAIN scheme), which is then also the backend password.
+ */
+function apop(ctx: Pop3Context, cmd: Pop3Command): void {
+  const timestamp = ctx.apopTimestamp;
+  if (timestamp === undefined) return ctx.reply(REPLY.apopDisabled);
+  if (authPolicy(ctx.session).tlsRequired) return ctx.reply(REPLY.tlsRequired);
+  const m = /^(\S+) ([0-9a-fA-F]{32})$/.exec(cmd.args?.toString('latin1') ?? '');
+  if (m === null) return ctx.bad(REPLY.apopInvalid);
+  const nameBytes = Buffer.from(m[1] ?? '', 'latin1');
+  const name = nameBytes.toString('utf8');
+  if (!Buffer.from(name, 'utf8').equals(nameBytes)) return ctx.reply(REPLY.authFailed);
+  const digest = Buffer.from(m[2] ?? '', 'hex');
+  ctx.pendingUser = undefined;
+  login(ctx, {
+    mech: 'APOP',
+    authcid: name,
+    password: Buffer.alloc(0),
+    challenge: {
+      verify(stored) {
+        const clear = credentialsFor(stored.stored, stored.scheme, 'PLAIN');
+        if (clear === null) return false;
+        const expected = createHash('md5').update(timestamp, 'latin1').update(clear).digest();
+        return timingSafeEqual(expected, digest);
+      },
+    },
+  });
 }
 
 /** Ask the login core; on success proxy, splice and stop; otherwise reply and carry on. */

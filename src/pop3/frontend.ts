@@ -5,6 +5,7 @@
  * PIPELINING: replies go out in command order).
  */
 import type { ProtocolFrontend } from '../listen/server.js';
+import { randomBytes } from 'node:crypto';
 import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
 import { COMMANDS, type Pop3Context } from './commands.js';
@@ -26,6 +27,7 @@ export class Pop3Login extends CommandLoop<Pop3Event> implements Pop3Context {
   reader: Pop3LineReader;
   /** The name from USER, waiting for PASS (RFC 1939 §7). */
   pendingUser: Buffer | undefined;
+  readonly apopTimestamp: string | undefined;
   /** AUTH waits for the client's next line (a SASL response) for this handler. */
   #lineHandler: ((line: Buffer) => void) | undefined;
   protected readonly internalErrorReply = REPLY.internalError;
@@ -33,6 +35,9 @@ export class Pop3Login extends CommandLoop<Pop3Event> implements Pop3Context {
   constructor(session: ClientSession) {
     super(session);
     this.reader = this.newReader();
+    const offersApop = session.runtime.config.auth_mechanisms.some((m) => m.toLowerCase() === 'apop');
+    // RFC 1939 §7: unique per greeting; Dovecot's form <pid.time@host> with random bits instead of the pid.
+    this.apopTimestamp = offersApop ? `<${randomBytes(6).toString('hex')}.${Math.floor(Date.now() / 1000)}@${session.runtime.hostname}>` : undefined;
   }
 
   /** Command lines are held to login_max_line_length, AUTH lines to what an 8 KiB SASL response needs. */
@@ -43,7 +48,7 @@ export class Pop3Login extends CommandLoop<Pop3Event> implements Pop3Context {
   start(): void {
     const s = this.session;
     s.state = 'pre-auth';
-    s.write(`+OK ${s.runtime.config.login_greeting}\r\n`);
+    s.write(`+OK ${s.runtime.config.login_greeting}${this.apopTimestamp === undefined ? '' : ` ${this.apopTimestamp}`}\r\n`);
     this.listen();
   }
 

@@ -24,6 +24,7 @@ export const REPLY = {
   noArgs: '-ERR This command takes no arguments.',
   unknownCommand: '-ERR Unknown command.',
   apopDisabled: '-ERR APOP not enabled.',
+  apopInvalid: '-ERR Invalid APOP parameters.',
   userOk: '+OK',
   capa: '+OK Capability list follows',
   authList: '+OK Mechanisms follow',
