@@ -100,7 +100,7 @@ export async function runPrimary(loaded: LoadedConfig, count: number, log: Logge
       return 1;
     }
   }
-  log.info({ workers: count, pid: process.pid }, 'portier started');
+  log.info({ workers: count }, 'portier started');
 
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {

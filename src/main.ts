@@ -150,7 +150,7 @@ async function serve(file: string): Promise<number> {
     shareMetrics(portier.metrics.registry);
     reportToPrimary({ type: 'portier:ready' });
   }
-  log.info({ version: version(), config: loaded.file, pid: process.pid }, worker ? 'worker started' : 'portier started');
+  log.info({ version: version(), config: loaded.file }, worker ? 'worker started' : 'portier started');
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
