@@ -79,7 +79,7 @@ describe('portier command', () => {
     expect(p.stdout()).toMatch(/ssl_key_password: "?\*{8}/);
   });
 
-  test('serve answers an IMAP greeting and exits 0 on SIGTERM', async () => {
+  test.each(['SIGTERM', 'SIGINT'] as const)('serve answers an IMAP greeting and exits 0 on %s', async (signal) => {
     const port = await freePort();
     const file = await configFile(base(port));
     const p = runPortierBin(['serve', '-c', file]);
@@ -92,7 +92,7 @@ describe('portier command', () => {
     }
     expect(c).toBeDefined();
     expect(await c?.line()).toMatch(/^\* OK \[CAPABILITY IMAP4rev1 .*\] portier ready\.$/);
-    p.child.kill('SIGTERM');
+    p.child.kill(signal);
     expect(await p.exited).toBe(0);
     await c?.waitClosed();
     const lines = p.stdout().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
