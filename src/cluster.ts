@@ -10,6 +10,7 @@ import { startAdminHttp, type AdminHttp } from './admin/http.js';
 import type { LoadedConfig } from './config/load.js';
 import { errorText } from './errors.js';
 import type { Logger } from './telemetry/log.js';
+import { shareTicketSecretWithWorkers } from './tls/tickets.js';
 
 /** Messages a worker sends to the primary. */
 export type WorkerMessage = { readonly type: 'portier:ready' } | { readonly type: 'portier:failed'; readonly error: string };
@@ -28,6 +29,8 @@ export function reportToPrimary(message: WorkerMessage): void {
 /** Run the primary until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runPrimary(loaded: LoadedConfig, count: number, log: Logger): Promise<number> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Workers resume each other's TLS sessions: a reconnecting client may land on any of them.
+  shareTicketSecretWithWorkers();
   const aggregator = new AggregatorRegistry();
   const ready = new Set<number>();
   let stopping = false;

@@ -14,6 +14,7 @@ import { imapFrontend } from './imap/frontend.js';
 import { pop3Frontend } from './pop3/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
+import { TlsStore } from './tls/store.js';
 import type { ClientSession, SessionInfo } from './login/session.js';
 import type { Logger } from './telemetry/log.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -42,6 +43,8 @@ export class Portier {
   #adminSocket: AdminSocket | undefined;
   /** Penalties outlive reloads (as Dovecot's anvil does); its settings need a restart. */
   readonly #penalty: AuthPenalty;
+  /** Certificates outlive reloads: a reload swaps them entry by entry, keeping what fails to load. */
+  readonly #tls: TlsStore;
 
   readonly #adminHttp: boolean;
 
@@ -55,7 +58,8 @@ export class Portier {
       }
     }
     this.#penalty = AuthPenalty.fromConfig(loaded.config, log);
-    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty });
+    this.#tls = new TlsStore(loaded.config, loaded.listeners, log);
+    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls });
     this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
   }
 
@@ -127,6 +131,7 @@ export class Portier {
       }
     }
     this.#ready = true;
+    this.#tls.watch();
     for (const b of this.#bound) {
       this.#log.info({ listener: b.spec.name, protocol: b.spec.protocol, address: b.address, port: b.port, ssl: b.spec.ssl }, 'listening');
     }
@@ -145,7 +150,8 @@ export class Portier {
   /** Apply a new configuration: new sessions use it, existing sessions keep theirs. */
   reload(loaded: LoadedConfig): void {
     const old = this.#runtime;
-    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty });
+    this.#tls.reload(loaded.config, loaded.listeners, 'configuration reload');
+    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls });
     void old.passdbs.close();
     this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');
@@ -176,6 +182,7 @@ export class Portier {
     this.#metrics.close();
     await this.#runtime.passdbs.close();
     await this.#penalty.close();
+    this.#tls.close();
   }
 
   #sessionCounts(): { protocol: string; state: string; count: number }[] {

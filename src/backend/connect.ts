@@ -63,7 +63,8 @@ export function connectTcp(ep: Endpoint, signal: AbortSignal): Promise<Socket> {
 /** Client-side TLS over a connected socket (implicit TLS, or after a backend's STARTTLS OK). */
 export function startClientTls(socket: Socket, host: string, options: ConnectionOptions, signal: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const tls = tlsConnect({ ...options, socket, host });
+    // options.host, when set, is the name to verify (ssl_server_name) and wins over the caller's host.
+    const tls = tlsConnect({ host, ...options, socket });
     const onAbort = (): void => {
       tls.destroy();
       reject(new ProxyFailureError(failure('timeout', `TLS handshake with ${host} timed out`)));

@@ -106,7 +106,7 @@ function formatIssue(issue: z.core.$ZodIssue, where: Where): string {
 function resolvePaths(config: Config, base: string): Config {
   const abs = (p: string | undefined): string | undefined => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
   const out: Config = { ...config };
-  for (const key of ['ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key', 'ssl_client_ca_file', 'ssl_client_ca_dir', 'ssl_client_cert', 'ssl_client_key'] as const) {
+  for (const key of TLS_FILE_KEYS) {
     const v = abs(config[key]);
     if (v !== undefined) out[key] = v;
   }
@@ -122,8 +122,17 @@ function resolvePaths(config: Config, base: string): Config {
       svc,
       {
         ...s,
+        ssl_cert: abs(s.ssl_cert),
+        ssl_key: abs(s.ssl_key),
+        ssl_alt_cert: abs(s.ssl_alt_cert),
+        ssl_alt_key: abs(s.ssl_alt_key),
         inet_listener: s.inet_listener
-          ? Object.fromEntries(Object.entries(s.inet_listener).map(([n, l]) => [n, { ...l, ssl_cert: abs(l.ssl_cert), ssl_key: abs(l.ssl_key) }]))
+          ? Object.fromEntries(
+              Object.entries(s.inet_listener).map(([n, l]) => [
+                n,
+                { ...l, ssl_cert: abs(l.ssl_cert), ssl_key: abs(l.ssl_key), ssl_alt_cert: abs(l.ssl_alt_cert), ssl_alt_key: abs(l.ssl_alt_key) },
+              ]),
+            )
           : undefined,
       },
     ]),
@@ -141,17 +150,27 @@ function checkFiles(config: Config, where: Where): string[] {
       problems.push(`${where(path)}${path.join('.')}: cannot read ${file}`);
     }
   };
-  for (const key of ['ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key', 'ssl_client_ca_file', 'ssl_client_cert', 'ssl_client_key'] as const) {
-    check([key], config[key]);
-  }
+  for (const key of TLS_FILE_KEYS) check([key], config[key]);
   for (const [name, ln] of Object.entries(config.local_name)) {
     for (const key of ['ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key'] as const) check(['local_name', name, key], ln[key]);
+  }
+  for (const [svc, s] of Object.entries(config.service)) {
+    for (const key of ['ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key'] as const) check(['service', svc, key], s[key]);
+    for (const [n, l] of Object.entries(s.inet_listener ?? {})) {
+      for (const key of ['ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key'] as const) check(['service', svc, 'inet_listener', n, key], l[key]);
+    }
   }
   config.passdb.forEach((p, i) => {
     if (p.driver === 'passwd-file' && p.path !== undefined && !p.path.includes('%')) check(['passdb', i, 'path'], p.path);
   });
   return problems;
 }
+
+/** Top-level settings naming TLS files (made absolute, checked readable). */
+const TLS_FILE_KEYS = [
+  'ssl_cert', 'ssl_key', 'ssl_alt_cert', 'ssl_alt_key', 'ssl_ca', 'ssl_session_ticket_key_file',
+  'ssl_client_ca_file', 'ssl_client_ca_dir', 'ssl_client_cert', 'ssl_client_key',
+] as const;
 
 function buildListeners(config: Config): ListenerSpec[] {
   const out: ListenerSpec[] = [];
@@ -164,6 +183,8 @@ function buildListeners(config: Config): ListenerSpec[] {
       const l = configured[name];
       const port = l?.port ?? def?.port;
       if (port === undefined || port === 0) continue;
+      // ssl = no switches TLS off, implicit-TLS listeners included (as in Dovecot); validate.ts refuses explicit ones.
+      if (config.ssl === 'no' && (l?.ssl ?? def?.ssl ?? false) && l?.port === undefined) continue;
       out.push({
         name,
         service,

@@ -26,6 +26,8 @@ const listenerSchema = z.strictObject({
   haproxy_optional: yesNo.optional(),
   ssl_cert: filePath.optional(),
   ssl_key: filePath.optional(),
+  ssl_alt_cert: filePath.optional(),
+  ssl_alt_key: filePath.optional(),
 });
 export type ListenerConfig = z.output<typeof listenerSchema>;
 
@@ -33,6 +35,11 @@ const serviceSchema = z.strictObject({
   inet_listener: z.record(z.string(), listenerSchema).optional(),
   /** Dovecot's per-service connection cap (client_limit × process_limit). */
   client_limit: z.number().int().positive().optional(),
+  /** Certificates for this protocol (Dovecot's `protocol imap { ssl_cert }`); listeners and SNI override. */
+  ssl_cert: filePath.optional(),
+  ssl_key: filePath.optional(),
+  ssl_alt_cert: filePath.optional(),
+  ssl_alt_key: filePath.optional(),
 });
 
 const resultAction = z.enum(['return-ok', 'return-fail', 'return', 'continue', 'continue-ok', 'continue-fail']);
@@ -215,6 +222,10 @@ export const configSchema = z.strictObject({
   auth_penalty_ipv6_prefix: z.number().int().min(0).max(128).default(64),
   /** `redis://...`: share penalties between replicas; in-memory when unset or unreachable. */
   auth_penalty_redis: z.string().optional(),
+  /** Logins need a client certificate that ssl_ca verifies (needs ssl_verify_client_cert). */
+  auth_ssl_require_client_cert: yesNo.default(false),
+  /** The user name comes from the verified client certificate (ssl_cert_username_field), for any mechanism. */
+  auth_ssl_username_from_cert: yesNo.default(false),
 
   // TLS (Dovecot ssl_* settings).
   ssl: z
@@ -227,8 +238,25 @@ export const configSchema = z.strictObject({
   ssl_alt_cert: filePath.optional(),
   ssl_alt_key: filePath.optional(),
   ssl_min_protocol: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  /** TLS 1.2 ciphers (OpenSSL syntax); default: Node's list (ECDHE with AEAD first). */
   ssl_cipher_list: z.string().optional(),
+  /** TLS 1.3 suites; default: Node's list. */
+  ssl_cipher_suites: z.string().optional(),
+  /** Key exchange groups, e.g. `X25519:P-256`; default: Node's. */
+  ssl_curve_list: z.string().optional(),
   ssl_prefer_server_ciphers: yesNo.default(true),
+  /** CA certificates (and CRLs) that client certificates must chain to. */
+  ssl_ca: filePath.optional(),
+  /** Ask clients for a certificate and verify it against ssl_ca (a missing one is not an error by itself). */
+  ssl_verify_client_cert: yesNo.default(false),
+  /** Subject field that names the user (auth_ssl_username_from_cert); OpenSSL long or short names. */
+  ssl_cert_username_field: z.string().default('commonName'),
+  /** portier: refuse TLS handshakes for server names no certificate is configured for. */
+  ssl_sni_strict: yesNo.default(false),
+  /** portier: reload certificates when their files change (SIGHUP reloads them too). */
+  ssl_watch_files: yesNo.default(true),
+  /** portier: a secret (at least 32 bytes) shared by replicas so each resumes the others' TLS sessions. */
+  ssl_session_ticket_key_file: filePath.optional(),
   ssl_client_ca_file: filePath.optional(),
   ssl_client_ca_dir: filePath.optional(),
   ssl_client_cert: filePath.optional(),

@@ -11,12 +11,10 @@ export interface Problem {
 
 export function checkCrossFields(config: Config): Problem[] {
   const problems: Problem[] = [];
-  const needTls = config.ssl !== 'no' || Object.values(config.service).some((s) =>
-    Object.values(s.inet_listener ?? {}).some((l) => l.ssl === true && l.port !== 0),
-  );
-  if (needTls && config.ssl_cert === undefined) {
-    problems.push({ path: ['ssl_cert'], message: `required when ssl = ${config.ssl} (or set ssl: no and switch off TLS listeners)` });
+  if (config.ssl !== 'no' && config.ssl_cert === undefined) {
+    problems.push({ path: ['ssl_cert'], message: `required when ssl = ${config.ssl} (or set ssl: no, which switches TLS off)` });
   }
+  problems.push(...checkTls(config));
   if ((config.ssl_cert === undefined) !== (config.ssl_key === undefined)) {
     problems.push({ path: [config.ssl_cert === undefined ? 'ssl_cert' : 'ssl_key'], message: 'ssl_cert and ssl_key go together' });
   }
@@ -60,6 +58,34 @@ export function checkCrossFields(config: Config): Problem[] {
   });
   if (config.protocols.length > 0 && config.passdb.filter((p) => !p.master).length === 0) {
     problems.push({ path: ['passdb'], message: 'at least one (non-master) passdb is required' });
+  }
+  return problems;
+}
+
+/** TLS settings that only work together (Dovecot refuses the same combinations at start). */
+function checkTls(config: Config): Problem[] {
+  const problems: Problem[] = [];
+  const pair = (path: (string | number)[], o: { ssl_cert?: string | undefined; ssl_key?: string | undefined; ssl_alt_cert?: string | undefined; ssl_alt_key?: string | undefined }): void => {
+    if ((o.ssl_alt_cert === undefined) !== (o.ssl_alt_key === undefined)) problems.push({ path, message: 'ssl_alt_cert and ssl_alt_key go together' });
+    if (o.ssl_alt_cert !== undefined && o.ssl_cert === undefined) problems.push({ path, message: 'ssl_alt_cert needs ssl_cert beside it' });
+  };
+  for (const [name, ln] of Object.entries(config.local_name)) pair(['local_name', name], ln);
+  for (const [service, s] of Object.entries(config.service)) {
+    if ((s.ssl_cert === undefined) !== (s.ssl_key === undefined)) problems.push({ path: ['service', service], message: 'ssl_cert and ssl_key go together' });
+    pair(['service', service], s);
+    for (const [name, l] of Object.entries(s.inet_listener ?? {})) {
+      pair(['service', service, 'inet_listener', name], l);
+      const implicit = l.ssl ?? (name === 'imaps' || name === 'pop3s');
+      if (config.ssl === 'no' && implicit && l.port !== undefined && l.port !== 0) {
+        problems.push({ path: ['service', service, 'inet_listener', name], message: 'ssl = no switches TLS off, so this implicit-TLS listener cannot work (set port: 0, or ssl: yes)' });
+      }
+    }
+  }
+  if (config.ssl_verify_client_cert && config.ssl_ca === undefined) {
+    problems.push({ path: ['ssl_verify_client_cert'], message: 'needs ssl_ca (the CA that client certificates must chain to)' });
+  }
+  for (const key of ['auth_ssl_require_client_cert', 'auth_ssl_username_from_cert'] as const) {
+    if (config[key] && !config.ssl_verify_client_cert) problems.push({ path: [key], message: 'needs ssl_verify_client_cert: yes (and ssl_ca)' });
   }
   return problems;
 }

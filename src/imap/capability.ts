@@ -17,7 +17,8 @@ export interface AuthPolicy {
 
 export function authPolicy(session: ClientSession): AuthPolicy {
   const c = session.runtime.config;
-  const tlsRequired = c.ssl === 'required' && !session.tls && !session.trusted;
+  // Dovecot exempts secured connections (trusted networks, the host itself) from ssl = required too.
+  const tlsRequired = c.ssl === 'required' && !session.secured;
   return { tlsRequired, plaintextAllowed: !tlsRequired && (!c.disable_plaintext_auth || session.secured) };
 }
 

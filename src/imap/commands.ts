@@ -103,7 +103,8 @@ function starttls(ctx: CommandContext, cmd: ImapCommand): void {
   const injected = ctx.reader.drain();
   if (injected.length > 0) s.log.warn({ bytes: injected.length }, 'discarded input pipelined after STARTTLS (possible injection)');
   ctx.run(
-    s.startTls(undefined).then((ok) => {
+    // ALPACA (USENIX Security 2021): as on imaps, a client offering another protocol's ALPN id is refused.
+    s.startTls(['imap']).then((ok) => {
       if (!ok) return 'stop';
       ctx.reader = ctx.newReader();
       ctx.listen();

@@ -5,6 +5,7 @@
 import { saslLogin } from '../login/auth.js';
 import type { ClientSession } from '../login/session.js';
 import { createServerMech, decodeSaslBase64, encodeSaslBase64, type SaslStep } from '../sasl/index.js';
+import { externalUser } from '../tls/client-cert.js';
 import { authPolicy } from './capability.js';
 import { login, type CommandContext } from './commands.js';
 import { REPLY } from './replies.js';
@@ -20,6 +21,8 @@ const PROXYABLE: ReadonlyMap<string, { plaintext: boolean }> = new Map([
   ['PLAIN', { plaintext: true }],
   ['LOGIN', { plaintext: true }],
   ['CRAM-MD5', { plaintext: false }],
+  // RFC 4422 App. A: the identity is the TLS client certificate's; offered only when one was verified.
+  ['EXTERNAL', { plaintext: false }],
 ]);
 
 /** auth_mechanisms ∩ what portier supports, in configured order. */
@@ -28,9 +31,16 @@ export function offeredMechanisms(session: ClientSession): { name: string; plain
   for (const m of session.runtime.config.auth_mechanisms) {
     const name = m.toUpperCase();
     const info = PROXYABLE.get(name);
+    if (name === 'EXTERNAL' && externalUser(session) === undefined) continue;
     if (info !== undefined && !out.some((o) => o.name === name)) out.push({ name, ...info });
   }
   return out;
+}
+
+/** What a server mechanism may know of the connection: the host name, the certificate's user. */
+export function saslContext(s: ClientSession): { hostname: string; tlsClientCertUser?: string } {
+  const certUser = externalUser(s);
+  return certUser === undefined ? { hostname: s.runtime.hostname } : { hostname: s.runtime.hostname, tlsClientCertUser: certUser };
 }
 
 export function authenticateCommand(ctx: CommandContext, cmd: ImapCommand): void {
@@ -49,7 +59,7 @@ export function authenticateCommand(ctx: CommandContext, cmd: ImapCommand): void
     initial = ir === undefined ? null : decodeSaslBase64(ir.toString('latin1'));
     if (initial === null) return ctx.bad(cmd.tag, 'Invalid base64 in the initial response.');
   }
-  const mech = createServerMech(name, { hostname: s.runtime.hostname });
+  const mech = createServerMech(name, saslContext(s));
   if (mech === undefined) return ctx.reply(`${cmd.tag} ${REPLY.mechUnsupported}`);
   s.state = 'authenticating';
   handleStep(ctx, cmd.tag, name, mech.start(initial), (resp) => mech.step(resp));

@@ -8,6 +8,7 @@ import { splice, type SpliceOptions } from '../splice/splice.js';
 import { authenticate, type AuthOutcome, type LoginCredentials } from './auth.js';
 import { proxyLogin, type ProtocolUpstream } from './proxy.js';
 import type { ClientSession } from './session.js';
+import { clientCertGate } from '../tls/client-cert.js';
 
 export interface LoginWords {
   readonly upstream: ProtocolUpstream;
@@ -28,7 +29,9 @@ export interface LoginIo {
 /** 'stop' when the session was handed to the splice (or ended); 'continue' to read the next command. */
 export async function runLogin(s: ClientSession, creds: LoginCredentials, words: LoginWords, io: LoginIo): Promise<'continue' | 'stop'> {
   s.state = 'authenticating';
-  const outcome = await authenticate(s, creds);
+  // auth_ssl_require_client_cert / auth_ssl_username_from_cert decide before any passdb is asked.
+  const gate = clientCertGate(s, creds);
+  const outcome = gate.ok ? await authenticate(s, gate.creds) : gate.outcome;
   if (s.ended) return 'stop';
   if (outcome.kind !== 'proxy') {
     s.state = 'pre-auth';

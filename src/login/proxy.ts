@@ -110,7 +110,9 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
       const endpoint: Endpoint = { host: local ? address : target.host, address, port: dport, sourceIp: target.sourceIp ?? session.runtime.sourceIps.next() };
       let socket: Socket = await connectTcp(endpoint, signal);
       // The co-located backend of proxy_maybe is reached in plaintext, as a local login would be.
-      if (!local && target.tls === 'ssl') socket = await startClientTls(socket, target.host, tls.clientOptions(target.host, target.anyCert), signal);
+      // ssl_server_name (else host) is verified and sent as SNI; only ssl_client_ca_* is trusted when set.
+      const tlsOptions = tls.upstreamOptions(target);
+      if (!local && target.tls === 'ssl') socket = await startClientTls(socket, tlsOptions.host, tlsOptions, signal);
       reader = new BackendReader(socket, signal, `backend ${backend}`);
       const { reply, rest: framed } = await upstream.login({
         session,
@@ -121,7 +123,7 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
         // A local login is not a hop: the TTL is passed on unchanged.
         ttl: local ? session.proxyTtl : session.proxyTtl - 1,
         destuser,
-        tlsOptions: () => tls.clientOptions(target.host, target.anyCert),
+        tlsOptions: () => tlsOptions,
       });
       const detached = reader.detach();
       const connected = detached.socket;

@@ -10,6 +10,7 @@ import type { ListenerSpec } from '../config/load.js';
 import { errorText } from '../errors.js';
 import { publishSessionEnd } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/log.js';
+import { clientCertInfo, type ClientCertInfo } from '../tls/client-cert.js';
 import type { Runtime } from './runtime.js';
 
 export type SessionState =
@@ -89,6 +90,8 @@ export class ClientSession {
   tlsOffloaded = false;
   /** TLS server name the client asked for (SNI). */
   localName: string | undefined;
+  /** The client's TLS certificate, when ssl_verify_client_cert asked for one. */
+  clientCert: ClientCertInfo | undefined;
   badCommands = 0;
   authFailures = 0;
   user: string | undefined;
@@ -151,6 +154,8 @@ export class ClientSession {
     raw.removeAllListeners('data');
     this.state = 'starttls';
     const tlsSocket = new TLSSocket(raw, this.runtime.tls.serverOptions(this.listener, alpn));
+    // Errors after the handshake surface as 'close'; without a listener they would be thrown.
+    tlsSocket.on('error', () => {});
     this.socket = tlsSocket;
     return this.awaitHandshake(tlsSocket);
   }
@@ -182,6 +187,19 @@ export class ClientSession {
     this.tls = true;
     const sni = (tlsSocket as TLSSocket & { servername?: string | false }).servername;
     this.localName = typeof sni === 'string' && sni !== '' ? sni : undefined;
+    const config = this.runtime.config;
+    if (config.ssl_verify_client_cert) this.clientCert = clientCertInfo(tlsSocket, config.ssl_cert_username_field);
+    this.log.debug(
+      {
+        tls_protocol: tlsSocket.getProtocol(),
+        cipher: tlsSocket.getCipher().name,
+        sni: this.localName,
+        resumed: tlsSocket.isSessionReused(),
+        alpn: tlsSocket.alpnProtocol || undefined,
+        client_cert: this.clientCert?.presented ? { subject: this.clientCert.subject, valid: this.clientCert.valid, error: this.clientCert.error } : undefined,
+      },
+      'TLS established',
+    );
     this.state = 'pre-auth';
     return true;
   }

@@ -18,6 +18,8 @@ export interface ProxyTarget {
   readonly host: string;
   /** IP to connect to when `host` is a name (skips DNS). */
   readonly hostip?: string | undefined;
+  /** portier `ssl_server_name`: the name the backend's certificate must carry (and SNI), when `host` is an IP or differs. */
+  readonly sslServerName?: string | undefined;
   /** Undefined means the protocol's default (with TLS: its TLS port). */
   readonly port?: number | undefined;
   readonly destuser?: string | undefined;
@@ -58,7 +60,7 @@ export interface LoginFields {
 
 /** The fields portier understands; anything else is kept and reported as unknown. */
 const KNOWN = new Set([
-  'password', 'user', 'username', 'proxy', 'proxy_maybe', 'proxy_always', 'host', 'hostip', 'port',
+  'password', 'user', 'username', 'proxy', 'proxy_maybe', 'proxy_always', 'host', 'hostip', 'ssl_server_name', 'port',
   'destuser', 'master', 'pass', 'nopassword', 'ssl', 'starttls', 'proxy_timeout', 'nologin', 'reason',
   'allow_nets', 'allow_real_nets', 'nodelay', 'proxy_nopipelining', 'proxy_not_trusted', 'source_ip',
   'protocol', 'uid', 'gid', 'home', 'mail', 'noauthenticate', 'nodelay',
@@ -108,6 +110,10 @@ export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsPars
   if (typeof tls === 'string') return { ok: false, error: tls };
   const hostip = nonEmpty(fields.get('hostip'));
   if (hostip !== undefined && isIP(hostip) === 0) return { ok: false, error: `invalid hostip "${hostip}"` };
+  const sslServerName = nonEmpty(fields.get('ssl_server_name'))?.toLowerCase();
+  if (sslServerName !== undefined && isIP(sslServerName) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/.test(sslServerName)) {
+    return { ok: false, error: `invalid ssl_server_name "${sslServerName.slice(0, 100)}" (a host name or IP)` };
+  }
   const timeoutText = nonEmpty(fields.get('proxy_timeout'));
   let timeoutMs: number | undefined;
   if (timeoutText !== undefined) {
@@ -133,6 +139,7 @@ export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsPars
         always: flag(fields, 'proxy_always'),
         host,
         hostip,
+        sslServerName,
         port,
         destuser: base.destuser,
         master: nonEmpty(fields.get('master')),

@@ -83,7 +83,8 @@ function stls(ctx: Pop3Context, cmd: Pop3Command): void {
   // The USER state does not survive the upgrade (RFC 2595 §4: forget what was said before).
   ctx.pendingUser = undefined;
   ctx.run(
-    s.startTls(undefined).then((ok) => {
+    // ALPACA (USENIX Security 2021): as on pop3s, a client offering another protocol's ALPN id is refused.
+    s.startTls(['pop3']).then((ok) => {
       if (!ok) return 'stop';
       ctx.reader = ctx.newReader();
       ctx.listen();

@@ -4,7 +4,7 @@
  * (`=` is an empty one); `*` cancels (§4). AUTH without arguments lists the mechanisms, as
  * Dovecot and many clients still expect from the older RFC 1734 form.
  */
-import { offeredMechanisms } from '../imap/sasl-step.js';
+import { offeredMechanisms, saslContext } from '../imap/sasl-step.js';
 import { saslLogin } from '../login/auth.js';
 import { createServerMech, decodeSaslBase64, encodeSaslBase64, type SaslStep } from '../sasl/index.js';
 import { authPolicy, usableMechanisms } from './capability.js';
@@ -35,7 +35,7 @@ export function authCommand(ctx: Pop3Context, cmd: Pop3Command): void {
     initial = decodeSaslBase64(irText);
     if (initial === null) return ctx.bad(REPLY.invalidBase64);
   }
-  const mech = createServerMech(mechName, { hostname: s.runtime.hostname });
+  const mech = createServerMech(mechName, saslContext(s));
   if (mech === undefined) return ctx.reply(REPLY.mechUnsupported);
   // A USER given earlier does not carry over into an AUTH exchange.
   ctx.pendingUser = undefined;

@@ -22,14 +22,14 @@ function problems(text: string): string[] {
 const minimal = `ssl: no\npassdb:\n  - driver: passwd-file\n    args: scheme=PLAIN ${users}\n`;
 
 describe('config loading', () => {
-  test('a minimal config gets Dovecot defaults and default listeners', () => {
+  test('a minimal config gets Dovecot defaults and default listeners (ssl: no leaves out the implicit-TLS ones)', () => {
     const c = parseConfig(minimal, join(dir, 'p.yaml'));
     expect(c.config.login_proxy_timeout).toBe(30_000);
     expect(c.config.login_timeout).toBe(180_000);
     expect(c.config.disable_plaintext_auth).toBe(true);
     expect(c.config.auth_username_format).toBe('%Lu');
     expect(c.listeners.map((l) => `${l.name}:${l.port}:${l.ssl}`)).toEqual([
-      'imap:143:false', 'imaps:993:true', 'pop3:110:false', 'pop3s:995:true', 'lmtp:24:false',
+      'imap:143:false', 'pop3:110:false', 'lmtp:24:false',
     ]);
     const p = c.config.passdb[0];
     expect(p?.driver === 'passwd-file' && p.path === users && p.scheme === 'PLAIN').toBe(true);
