@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { runIdle } from './lib/idle.js';
 import { DEFAULTS, MAX_PER_PROCESS, MODES, parseDuration, parseSize, parseUsers, type BenchOptions, type Mode } from './lib/options.js';
 import type { BenchResult } from './lib/result.js';
+import type { KeyType } from './lib/wire.js';
 import { summarize } from './lib/result.js';
 import { runLoad } from './lib/run.js';
 
@@ -20,9 +21,11 @@ interface RawOpts {
   starttls?: boolean;
   source: string;
   servername?: string;
+  keyType?: string;
   clients?: string;
   threads: string;
   duration: string;
+  warmup: string;
   maxOps: string;
   timeout: string;
   users: string;
@@ -40,6 +43,7 @@ interface RawOpts {
   sampleInterval: string;
   rampTimeout: string;
   pids?: string;
+  auxPids?: string;
   quiet?: boolean;
   label?: string;
   out?: string;
@@ -49,6 +53,15 @@ function int(name: string, text: string, min: number, max = Number.MAX_SAFE_INTE
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return n;
+}
+
+function pidList(name: string, text: string | undefined): number[] {
+  return text === undefined || text === '' ? [] : text.split(',').map((p) => int(name, p.trim(), 1));
+}
+
+function keyType(text: string): KeyType {
+  if (text !== 'ecdsa' && text !== 'rsa') throw new Error(`--key-type: ecdsa or rsa, got ${JSON.stringify(text)}`);
+  return text;
 }
 
 export function optionsFrom(mode: Mode, r: RawOpts): BenchOptions {
@@ -61,9 +74,11 @@ export function optionsFrom(mode: Mode, r: RawOpts): BenchOptions {
     tls: r.tls === true ? 'implicit' : r.starttls === true ? 'starttls' : 'none',
     ...(r.source !== '' ? { source: r.source } : {}),
     ...(r.servername !== undefined ? { servername: r.servername } : {}),
+    ...(r.keyType !== undefined ? { keyType: keyType(r.keyType) } : {}),
     clients: single ? 1 : int('--clients', r.clients ?? (mode === 'throughput' ? '1' : String(DEFAULTS.clients)), 1, 20_000),
     threads: single ? 1 : int('--threads', r.threads, 1, 64),
     durationMs: parseDuration(r.duration),
+    warmupMs: parseDuration(r.warmup),
     maxOps: int('--max-ops', r.maxOps, 1),
     timeoutMs: parseDuration(r.timeout),
     users: parseUsers(r.users),
@@ -80,7 +95,8 @@ export function optionsFrom(mode: Mode, r: RawOpts): BenchOptions {
     samplers: int('--samplers', r.samplers, 0, 100),
     sampleIntervalMs: parseDuration(r.sampleInterval),
     rampTimeoutMs: parseDuration(r.rampTimeout),
-    pids: r.pids === undefined || r.pids === '' ? [] : r.pids.split(',').map((p) => int('--pids', p.trim(), 1)),
+    pids: pidList('--pids', r.pids),
+    auxPids: pidList('--aux-pids', r.auxPids),
     progress: r.quiet !== true,
     ...(r.label !== undefined ? { label: r.label } : {}),
   };
@@ -101,10 +117,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--tls', 'implicit TLS (imaps, pop3s)')
     .option('--starttls', 'STARTTLS / STLS before logging in')
     .option('--servername <name>', 'TLS SNI name')
+    .option('--key-type <type>', 'TLS: ask for the server\'s ecdsa or rsa certificate (by the signature algorithms offered)')
     .option('--source <addr>', 'local address to connect from ("" = kernel\'s choice)', d.source)
     .option('-c, --clients <n>', `concurrent clients (default ${d.clients}; throughput 1; latency always 1)`)
     .option('-t, --threads <n>', 'worker threads the clients are spread over', String(Math.max(1, Math.min(4, availableParallelism()))))
     .option('-d, --duration <time>', 'measured window (10s, 500ms, 2m)', '10s')
+    .option('--warmup <time>', 'load before the measured window, not counted (all modes but idle)', '0s')
     .option('-n, --max-ops <n>', 'stop after this many operations', String(d.maxOps))
     .option('--timeout <time>', 'bound on one operation', '10s')
     .option('-u, --users <range>', 'user names: FORMAT:FROM-TO, %d is the number', 'user%d:1-10000')
@@ -122,6 +140,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--sample-interval <time>', 'idle: pause between a sampler\'s NOOPs', '20ms')
     .option('--ramp-timeout <time>', 'bound on logging the sessions in before the clock starts', '180s')
     .option('--pids <list>', 'PIDs of the proxy under test (children included) for CPU/RSS accounting')
+    .option('--aux-pids <list>', 'PIDs of a helper of the proxy (an auth server), accounted separately')
     .option('--label <text>', 'a name for this run in the output')
     .option('-o, --out <file>', 'write the JSON result here instead of stdout')
     .option('-q, --quiet', 'no progress lines')

@@ -5,9 +5,14 @@
  *
  *   node dist-bench/bench/instant-backend.js --host 127.0.0.3 --imap 10143 --pop3 10110 --lmtp 10024 --message-size 10M
  *
+ * With --imaps/--pop3s (and --cert/--key, repeatable: an ECDSA and an RSA pair) it is also
+ * the bare node:tls server that IMAPS logins through a proxy are compared with.
+ *
  * Prints one JSON line {"ready":true,...} on stdout when it listens; stops on SIGTERM/SIGINT.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { parseSize } from './lib/options.js';
 import { rfc822Message } from './lib/protocols.js';
@@ -243,9 +248,16 @@ function lmtp(): { onLine: (line: string, c: Conn) => void; onData: (c: Conn) =>
   };
 }
 
-function listen(host: string, port: number, onConn: (s: Socket) => void): Promise<Server> {
+interface TlsFiles {
+  cert: string[];
+  key: string[];
+}
+
+function listen(host: string, port: number, onConn: (s: Socket) => void, tls?: TlsFiles): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const srv = createServer({ noDelay: true }, onConn);
+    const srv = tls === undefined
+      ? createServer({ noDelay: true }, onConn)
+      : createTlsServer({ cert: tls.cert.map((f) => readFileSync(f)), key: tls.key.map((f) => readFileSync(f)), minVersion: 'TLSv1.2' }, onConn);
     srv.once('error', reject);
     srv.listen({ host, port, backlog: 4096 }, () => resolve(srv));
   });
@@ -258,9 +270,17 @@ async function main(): Promise<void> {
       imap: { type: 'string' },
       pop3: { type: 'string' },
       lmtp: { type: 'string' },
+      imaps: { type: 'string' },
+      pop3s: { type: 'string' },
+      cert: { type: 'string', multiple: true },
+      key: { type: 'string', multiple: true },
       'message-size': { type: 'string', default: '10M' },
     },
   });
+  const tls: TlsFiles = { cert: values.cert ?? [], key: values.key ?? [] };
+  if ((values.imaps !== undefined || values.pop3s !== undefined) && (tls.cert.length === 0 || tls.cert.length !== tls.key.length)) {
+    throw new Error('--imaps/--pop3s need --cert and --key (as many of each)');
+  }
   const message = rfc822Message(parseSize(values['message-size'] ?? '10M'));
   const stuffed = Buffer.from(message.toString('latin1').replace(/^\./gm, '..'), 'latin1');
   const host = values.host ?? '127.0.0.3';
@@ -270,21 +290,20 @@ async function main(): Promise<void> {
     const a = s.address();
     return typeof a === 'object' && a !== null ? a.port : 0;
   };
-  if (values.imap !== undefined) {
-    const s = await listen(host, Number(values.imap), (sock) => {
-      new Conn(sock, imap(message));
-      sock.write('* OK [CAPABILITY ' + CAPS + '] instant backend ready.\r\n');
-    });
+  const imapConn = (sock: Socket): void => {
+    new Conn(sock, imap(message));
+    sock.write('* OK [CAPABILITY ' + CAPS + '] instant backend ready.\r\n');
+  };
+  const pop3Conn = (sock: Socket): void => {
+    new Conn(sock, pop3(message, stuffed));
+    sock.write('+OK instant backend ready.\r\n');
+  };
+  const kinds = [['imap', values.imap, imapConn, false], ['imaps', values.imaps, imapConn, true], ['pop3', values.pop3, pop3Conn, false], ['pop3s', values.pop3s, pop3Conn, true]] as const;
+  for (const [name, text, onConn, secure] of kinds) {
+    if (text === undefined) continue;
+    const s = await listen(host, Number(text), onConn, secure ? tls : undefined);
     servers.push(s);
-    ports['imap'] = port(s);
-  }
-  if (values.pop3 !== undefined) {
-    const s = await listen(host, Number(values.pop3), (sock) => {
-      new Conn(sock, pop3(message, stuffed));
-      sock.write('+OK instant backend ready.\r\n');
-    });
-    servers.push(s);
-    ports['pop3'] = port(s);
+    ports[name] = port(s);
   }
   if (values.lmtp !== undefined) {
     const s = await listen(host, Number(values.lmtp), (sock) => {

@@ -70,6 +70,13 @@ export class Histogram {
     if (max !== undefined && max > this.#max) this.#max = max;
   }
 
+  reset(): void {
+    this.counts.fill(0);
+    this.#count = 0;
+    this.#sum = 0;
+    this.#max = 0;
+  }
+
   get count(): number {
     return this.#count;
   }

@@ -1,5 +1,5 @@
 /** The load generator's options, shared by the CLI, the worker threads and the compare runner. */
-import type { Endpoint, TlsMode } from './wire.js';
+import type { Endpoint, KeyType, TlsMode } from './wire.js';
 
 export const MODES = ['login', 'pop3-login', 'lmtp', 'throughput', 'idle', 'latency'] as const;
 export type Mode = (typeof MODES)[number];
@@ -18,11 +18,14 @@ export interface BenchOptions {
   tls: TlsMode;
   source?: string;
   servername?: string;
+  keyType?: KeyType;
   /** Concurrent clients (sessions for throughput, sampler sessions for latency). */
   clients: number;
   /** Worker threads the clients are spread over. */
   threads: number;
   durationMs: number;
+  /** Load before the measured window, not counted (JIT warm-up of the target). */
+  warmupMs: number;
   maxOps: number;
   /** Bound on one operation (connect to LOGOUT, one FETCH, ...). */
   timeoutMs: number;
@@ -50,6 +53,8 @@ export interface BenchOptions {
   rampTimeoutMs: number;
   /** PIDs of the proxy under test (their child processes are added). */
   pids: number[];
+  /** PIDs of a helper of the proxy (nginx's auth_http server), accounted separately. */
+  auxPids: number[];
   progress: boolean;
   label?: string;
 }
@@ -61,6 +66,7 @@ export const DEFAULTS: Omit<BenchOptions, 'mode' | 'port'> = {
   clients: 32,
   threads: 2,
   durationMs: 10_000,
+  warmupMs: 0,
   maxOps: 10_000_000,
   timeoutMs: 10_000,
   users: { format: 'user%d', from: 1, to: 10_000 },
@@ -76,6 +82,7 @@ export const DEFAULTS: Omit<BenchOptions, 'mode' | 'port'> = {
   sampleIntervalMs: 20,
   rampTimeoutMs: 180_000,
   pids: [],
+  auxPids: [],
   progress: true,
 };
 
@@ -141,5 +148,6 @@ export function endpoint(o: BenchOptions): Endpoint {
     tls: o.tls,
     ...(o.source !== undefined && o.source !== '' ? { source: o.source } : {}),
     ...(o.servername !== undefined ? { servername: o.servername } : {}),
+    ...(o.keyType !== undefined ? { keyType: o.keyType } : {}),
   };
 }

@@ -36,7 +36,7 @@ export async function imapOpen(ep: Endpoint, user: string, pass: string, onWire?
   if (ep.tls === 'starttls') {
     w.write('S STARTTLS\r\n');
     await imapTagged(w, 'S');
-    w.upgrade(await startTls(w.socket, ep.servername));
+    w.upgrade(await startTls(w.socket, ep));
   }
   w.write(`L LOGIN ${astring(user)} ${astring(pass)}\r\n`);
   await imapTagged(w, 'L', 'auth');
@@ -126,7 +126,7 @@ export async function pop3LoginCycle(ep: Endpoint, user: string, pass: string, g
     if (ep.tls === 'starttls') {
       w.write('STLS\r\n');
       await pop3Ok(w);
-      w.upgrade(await startTls(w.socket, ep.servername));
+      w.upgrade(await startTls(w.socket, ep));
     }
     w.write(`USER ${user}\r\n`);
     await pop3Ok(w, 'auth');

@@ -18,7 +18,7 @@ export interface BenchResult {
   mode: Mode;
   label?: string;
   target: { host: string; port: number; tls: string };
-  params: Omit<BenchOptions, 'mode' | 'host' | 'port' | 'tls' | 'progress' | 'label' | 'pids'>;
+  params: Omit<BenchOptions, 'mode' | 'host' | 'port' | 'tls' | 'progress' | 'label' | 'pids' | 'auxPids'>;
   startedAt: string;
   /** The measured window, seconds. */
   elapsedS: number;
@@ -34,6 +34,8 @@ export interface BenchResult {
   /** One message per error kind, for diagnosis. */
   errorSamples: Record<string, string>;
   accounting?: Accounting;
+  /** The same for --aux-pids (nginx's auth_http server). */
+  auxAccounting?: Accounting;
   idle?: { sessions: number; opened: number; processes: number; rampS: number; sessionsPerGiB?: number };
 }
 
@@ -54,6 +56,8 @@ export function summarize(r: BenchResult): string {
       `, RSS ${fmt(a.rssStartKiB)} -> ${fmt(a.rssEndKiB)} KiB` +
       (a.rssPerSessionKiB !== undefined ? `, ${fmt(a.rssPerSessionKiB, 1)} KiB per session` : ''));
   }
+  const x = r.auxAccounting;
+  if (x !== undefined) lines.push(`  helper (${x.pids.length} processes): ${fmt(x.cpuSeconds, 2)} CPU s, ${fmt(x.cpuSecondsPer1000Ops, 3)} s per 1,000 ops`);
   if (r.idle !== undefined) {
     lines.push(`  idle: ${fmt(r.idle.opened)}/${fmt(r.idle.sessions)} sessions over ${r.idle.processes} processes, logged in within ${fmt(r.idle.rampS, 1)} s` +
       (r.idle.sessionsPerGiB !== undefined ? `; ${fmt(r.idle.sessionsPerGiB)} sessions per GiB` : ''));
@@ -62,6 +66,6 @@ export function summarize(r: BenchResult): string {
 }
 
 export function paramsOf(o: BenchOptions): BenchResult['params'] {
-  const { mode: _m, host: _h, port: _p, tls: _t, progress: _g, label: _l, pids: _d, ...rest } = o;
+  const { mode: _m, host: _h, port: _p, tls: _t, progress: _g, label: _l, pids: _d, auxPids: _a, ...rest } = o;
   return rest;
 }

@@ -5,10 +5,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Histogram } from './histogram.js';
-import { STOP, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
+import { STOP, TICKETS, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
 import type { BenchOptions } from './options.js';
 import { procDelta, sampleProcs, type ProcSample } from './procstat.js';
-import { paramsOf, type BenchResult } from './result.js';
+import { paramsOf, type Accounting, type BenchResult } from './result.js';
 
 export function progressLine(mode: string, elapsedMs: number, c: Counters, lastOps: number, intervalMs: number): string {
   const errs = Object.values(c.errors).reduce((a, b) => a + b, 0);
@@ -21,6 +21,15 @@ function addCounters(into: Counters, c: Counters): void {
   into.ops += c.ops;
   into.bytes += c.bytes;
   for (const [k, v] of Object.entries(c.errors)) into.errors[k] = (into.errors[k] ?? 0) + v;
+}
+
+function account(before: ProcSample, after: ProcSample, total: Counters): Accounting {
+  const d = procDelta(before, after);
+  return {
+    ...d,
+    cpuSecondsPer1000Ops: total.ops > 0 ? Math.round((d.cpuSeconds / total.ops) * 1000 * 10_000) / 10_000 : 0,
+    ...(total.bytes > 0 ? { cpuSecondsPerGB: Math.round((d.cpuSeconds / (total.bytes / 1e9)) * 1000) / 1000 } : {}),
+  };
 }
 
 export async function runLoad(o: BenchOptions): Promise<BenchResult> {
@@ -82,8 +91,19 @@ export async function runLoad(o: BenchOptions): Promise<BenchResult> {
 
   try {
     await waitUntil(() => readyCount === threads, o.rampTimeoutMs, 'the sessions to log in');
+    if (o.warmupMs > 0) {
+      // Warm-up: the same load, not counted, so a JIT-compiled proxy is measured warm.
+      for (const w of workers) w.postMessage('start');
+      if (o.progress) process.stderr.write(`bench ${o.mode}: warming up for ${o.warmupMs} ms\n`);
+      await new Promise((r) => setTimeout(r, o.warmupMs));
+      for (const w of workers) w.postMessage('reset');
+      Atomics.store(flags, TICKETS, 0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const startedAt = new Date().toISOString();
     const before: ProcSample | undefined = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
+    const auxBefore: ProcSample | undefined = o.auxPids.length > 0 ? sampleProcs(o.auxPids) : undefined;
+    let auxAfter: ProcSample | undefined;
     const t0 = Date.now();
     let after: ProcSample | undefined;
     let tEnd: number | undefined;
@@ -92,8 +112,9 @@ export async function runLoad(o: BenchOptions): Promise<BenchResult> {
       tEnd = Date.now();
       Atomics.store(flags, STOP, 1);
       if (before !== undefined) after = sampleProcs(o.pids);
+      if (auxBefore !== undefined) auxAfter = sampleProcs(o.auxPids);
     };
-    for (const w of workers) w.postMessage('start');
+    if (o.warmupMs === 0) for (const w of workers) w.postMessage('start');
     const stopTimer = setTimeout(() => {
       closeWindow();
       poke();
@@ -144,14 +165,8 @@ export async function runLoad(o: BenchOptions): Promise<BenchResult> {
       errorCount: Object.values(total.errors).reduce((a, b) => a + b, 0),
       errorSamples: samples,
     };
-    if (before !== undefined && after !== undefined) {
-      const d = procDelta(before, after);
-      result.accounting = {
-        ...d,
-        cpuSecondsPer1000Ops: total.ops > 0 ? Math.round((d.cpuSeconds / total.ops) * 1000 * 10_000) / 10_000 : 0,
-        ...(total.bytes > 0 ? { cpuSecondsPerGB: Math.round((d.cpuSeconds / (total.bytes / 1e9)) * 1000) / 1000 } : {}),
-      };
-    }
+    if (before !== undefined && after !== undefined) result.accounting = account(before, after, total);
+    if (auxBefore !== undefined && auxAfter !== undefined) result.auxAccounting = account(auxBefore, auxAfter, total);
     return result;
   } finally {
     Atomics.store(flags, STOP, 1);

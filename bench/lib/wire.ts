@@ -49,6 +49,19 @@ export interface Endpoint {
   source?: string;
   /** SNI name for TLS. */
   servername?: string;
+  /** Ask for the server's certificate of this key type (by the signature algorithms offered). */
+  keyType?: KeyType;
+}
+
+export type KeyType = 'ecdsa' | 'rsa';
+
+const SIGALGS: Record<KeyType, string> = {
+  ecdsa: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384',
+  rsa: 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256',
+};
+
+function tlsOptions(ep: Pick<Endpoint, 'servername' | 'keyType'>): Record<string, unknown> {
+  return { ...TLS_CLIENT, ...(ep.servername ? { servername: ep.servername } : {}), ...(ep.keyType !== undefined ? { sigalgs: SIGALGS[ep.keyType] } : {}) };
 }
 
 const TLS_CLIENT = { rejectUnauthorized: false, minVersion: 'TLSv1.2' as const };
@@ -59,7 +72,7 @@ export function connect(ep: Endpoint): Promise<Socket> {
     const local = ep.source !== undefined ? { localAddress: ep.source } : {};
     const onError = (err: Error): void => reject(ep.tls === 'implicit' && !('syscall' in err) ? new BenchError('tls', err.message) : err);
     if (ep.tls === 'implicit') {
-      const s = tlsConnect({ host: ep.host, port: ep.port, ...local, ...TLS_CLIENT, ...(ep.servername ? { servername: ep.servername } : {}) }, () => {
+      const s = tlsConnect({ host: ep.host, port: ep.port, ...local, ...tlsOptions(ep) }, () => {
         s.removeListener('error', onError);
         resolve(s);
       });
@@ -76,9 +89,9 @@ export function connect(ep: Endpoint): Promise<Socket> {
 }
 
 /** Upgrade a plain socket after the server said yes to STARTTLS/STLS. */
-export function startTls(sock: Socket, servername?: string): Promise<TLSSocket> {
+export function startTls(sock: Socket, ep: Pick<Endpoint, 'servername' | 'keyType'>): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const t = tlsConnect({ socket: sock, ...TLS_CLIENT, ...(servername ? { servername } : {}) }, () => {
+    const t = tlsConnect({ socket: sock, ...tlsOptions(ep) }, () => {
       t.removeListener('error', onError);
       resolve(t);
     });

@@ -166,6 +166,15 @@ async function main(): Promise<void> {
   await started;
   const setupErrors = { ...c.errors };
   c.errors = {};
+  // 'reset' ends the warm-up: what was counted so far is dropped.
+  port.on('message', (m: unknown) => {
+    if (m !== 'reset') return;
+    c.ops = 0;
+    c.bytes = 0;
+    c.errors = {};
+    hist.reset();
+    for (const k of Object.keys(samples)) delete samples[k];
+  });
 
   const progress = setInterval(() => port.postMessage({ type: 'progress', ...c } satisfies WorkerMessage), 1000);
   const loop = async (cl: Client): Promise<void> => {

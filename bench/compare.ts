@@ -1,0 +1,274 @@
+/**
+ * `npm run bench:compare [-- --quick]`: starts, on loopback, a real Dovecot backend (10,000
+ * users, seeded maildirs), the instant backend, and in front of them portier, Dovecot 2.3 as a
+ * proxy and nginx's mail proxy; runs every scenario against each (and direct), interleaved,
+ * for --rounds rounds; writes bench/results/<date>.{json,md,svg} and prints the ratios.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, hostname, release, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { BenchResult } from './lib/result.js';
+import { endpointFor, scenarios, type Scenario, type Target } from './compare/plan.js';
+import { killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
+import { markdown, summarize, svg, type RunRecord, type ScenarioSummary } from './compare/report.js';
+import { ADDR, dovecotBackendConf, dovecotProxyConf, nginxConf, PASSWORD, PORTS, portierConf, prepareFiles, writeConf, type Files } from './compare/setup.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..', '..');
+const NODE = process.execPath;
+
+interface Opts {
+  quick: boolean;
+  rounds: number;
+  duration: string;
+  clients: number;
+  only?: string[];
+  workers: string;
+  outDir: string;
+  workDir: string;
+  keep: boolean;
+}
+
+type PeerName = 'backend' | 'instant' | 'portier' | 'dovecot' | 'nginx' | 'auth';
+
+class Peers {
+  readonly #f: Files;
+  readonly #o: Opts;
+  /** Whether this build of portier proxies LMTP (found out at its first start). */
+  lmtp: boolean;
+  readonly #m = new Map<PeerName, Managed>();
+
+  constructor(f: Files, o: Opts) {
+    this.#f = f;
+    this.#o = o;
+    this.lmtp = existsSync(join(ROOT, 'dist', 'lmtp'));
+  }
+
+  #dir(name: string): string {
+    const d = join(this.#f.dir, name);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  async start(name: PeerName): Promise<void> {
+    const f = this.#f;
+    let m: Managed;
+    if (name === 'backend' || name === 'dovecot') {
+      const d = this.#dir(name === 'backend' ? 'dovecot-backend' : 'dovecot-proxy');
+      const conf = writeConf(join(d, 'dovecot.conf'), name === 'backend' ? dovecotBackendConf(d, f) : dovecotProxyConf(d, f));
+      m = startManaged(name, 'dovecot', ['-F', '-c', conf], join(d, 'stdout.log'));
+      await waitReady(m, name === 'backend' ? ADDR.dovecotBackend : ADDR.dovecotProxy, PORTS.imap);
+      await waitReady(m, name === 'backend' ? ADDR.dovecotBackend : ADDR.dovecotProxy, PORTS.lmtp);
+    } else if (name === 'instant') {
+      m = startManaged('instant', NODE, [join(HERE, 'instant-backend.js'), '--host', ADDR.instant, '--imap', String(PORTS.imap), '--imaps', String(PORTS.imaps),
+        '--pop3', String(PORTS.pop3), '--pop3s', String(PORTS.pop3s), '--lmtp', String(PORTS.lmtp), '--cert', f.ecdsa.cert, '--key', f.ecdsa.key,
+        '--cert', f.rsa.cert, '--key', f.rsa.key, '--message-size', String(f.messageSize)], join(this.#dir('instant'), 'stdout.log'));
+      await waitReady(m, ADDR.instant, PORTS.imap);
+    } else if (name === 'auth') {
+      m = startManaged('auth-http', NODE, [join(HERE, 'compare', 'auth-http.js')], join(this.#dir('nginx'), 'auth-http.log'));
+      await new Promise((r) => setTimeout(r, 400));
+    } else if (name === 'nginx') {
+      const d = this.#dir('nginx');
+      const conf = writeConf(join(d, 'nginx.conf'), nginxConf(d, f));
+      m = startManaged('nginx', 'nginx', ['-p', d, '-c', conf, '-e', join(d, 'error.log')], join(d, 'stdout.log'));
+      await waitReady(m, ADDR.nginx, PORTS.imap);
+    } else {
+      const d = this.#dir('portier');
+      const workers = this.#o.workers === 'auto' ? 'auto' : Number(this.#o.workers);
+      const conf = writeConf(join(d, 'portier.yaml'), portierConf(f, workers, this.lmtp));
+      m = startManaged('portier', NODE, [join(ROOT, 'bin', 'portier.js'), 'serve', '-c', conf], join(d, 'portier.log'));
+      try {
+        await waitReady(m, ADDR.portier, PORTS.imap);
+      } catch (err) {
+        if (!this.lmtp || !/lmtp.*not available/i.test(String(err))) throw err;
+        this.lmtp = false;
+        return this.start(name);
+      }
+      await new Promise((r) => setTimeout(r, 500)); // every worker listening, not just the first
+    }
+    this.#m.set(name, m);
+  }
+
+  async restart(name: PeerName): Promise<void> {
+    await this.#m.get(name)?.stop();
+    this.#m.delete(name);
+    await new Promise((r) => setTimeout(r, 300));
+    await this.start(name);
+  }
+
+  pid(name: PeerName): number {
+    const m = this.#m.get(name);
+    if (m === undefined) throw new Error(`${name} is not running`);
+    return m.pid;
+  }
+
+  /** The process tree accounted for a target (nginx: its master; its auth_http server separately). */
+  pidsFor(s: Scenario, t: Target): { pids: number[]; aux: number[] } {
+    if (t === 'direct') return { pids: [this.pid(s.backend === 'dovecot' ? 'backend' : 'instant')], aux: [] };
+    if (t === 'nginx') return { pids: [this.pid('nginx')], aux: [this.pid('auth')] };
+    return { pids: [this.pid(t)], aux: [] };
+  }
+
+  stopAll(): Promise<void> {
+    return stopAll();
+  }
+}
+
+const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx' };
+
+async function runOne(s: Scenario, t: Target, round: number, peers: Peers, o: Opts): Promise<RunRecord> {
+  const ep = endpointFor(s, t);
+  const { pids, aux } = peers.pidsFor(s, t);
+  const out = join(o.workDir, 'runs', `${s.id}.${t}.${round}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  const args = [join(HERE, 'cli.js'), s.mode, '--host', ep.host, '--port', String(ep.port), '--users', ep.users, '--password', PASSWORD, '--user', ep.user,
+    '-d', s.mode === 'idle' ? (o.quick ? '3s' : '5s') : o.duration, '--warmup', s.mode === 'idle' ? '0s' : o.quick ? '1s' : '2s', '--timeout', '10s', '--pids', pids.join(','), '--label', t, '-q', '-o', out, ...s.args];
+  if (aux.length > 0) args.push('--aux-pids', aux.join(','));
+  if (s.tls === 'implicit') args.push('--tls');
+  if (s.keyType !== undefined) args.push('--key-type', s.keyType);
+  const r = await runCommand(NODE, args, 300_000);
+  if (!existsSync(out)) return { round, scenario: s.id, target: t, error: r.out.slice(-500) || `exit ${r.code}` };
+  const result = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
+  rmSync(out);
+  return { round, scenario: s.id, target: t, result, ...(r.code !== 0 ? { error: r.out.slice(-300) } : {}) };
+}
+
+function oneLine(rec: RunRecord, s: Scenario): string {
+  const r = rec.result;
+  if (r === undefined) return `FAILED: ${(rec.error ?? '').split('\n').filter(Boolean).slice(-2).join(' | ')}`;
+  const parts = [`${r.ops} ops`, `${r.rate}/s`];
+  if (r.bytes > 0) parts.push(`${r.mbPerS} MB/s`);
+  parts.push(`p50 ${r.latencyUs.p50} µs`, `p99 ${r.latencyUs.p99} µs`);
+  if (r.accounting !== undefined && s.mode !== 'idle') parts.push(`${(r.accounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs CPU/op`);
+  if (r.auxAccounting !== undefined) parts.push(`+${(r.auxAccounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs auth_http`);
+  if (r.accounting?.rssPerSessionKiB !== undefined) parts.push(`${r.accounting.rssPerSessionKiB} KiB/session`);
+  if (r.errorCount > 0) parts.push(`errors ${JSON.stringify(r.errors)}`);
+  return parts.join(', ');
+}
+
+function versions(): Record<string, string> {
+  const first = (cmd: string, args: string[]): string => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? 'unknown';
+  };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return {
+    portier: `${pkg.version} (${first('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])})`,
+    node: process.version,
+    dovecot: first('dovecot', ['--version']),
+    nginx: first('nginx', ['-v']).replace('nginx version: ', ''),
+    openssl: first('openssl', ['version']),
+  };
+}
+
+function parseOpts(argv: string[]): Opts {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '2' },
+      duration: { type: 'string' },
+      clients: { type: 'string', default: '128' },
+      only: { type: 'string' },
+      workers: { type: 'string', default: 'auto' },
+      'out-dir': { type: 'string', default: join(ROOT, 'bench', 'results') },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write('npm run bench:compare -- [--quick] [--rounds 2] [--duration 8s] [--clients 128] [--only id,id] [--workers auto] [--out-dir DIR] [--keep]\n');
+    process.exit(0);
+  }
+  const quick = values.quick === true;
+  const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*$/, '');
+  const outDir = values['out-dir'] ?? join(ROOT, 'bench', 'results');
+  return {
+    quick,
+    rounds: Math.max(1, Math.min(10, Number(values.rounds))),
+    duration: values.duration ?? (quick ? '2s' : '8s'),
+    clients: Number(values.clients),
+    ...(values.only !== undefined ? { only: values.only.split(',') } : {}),
+    workers: values.workers ?? 'auto',
+    outDir,
+    workDir: join(outDir, 'tmp', stamp),
+    keep: values.keep === true,
+  };
+}
+
+async function main(): Promise<number> {
+  const o = parseOpts(process.argv.slice(2));
+  const started = new Date();
+  const plan = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 })
+    .filter((s) => (o.quick ? s.full !== true : true))
+    .filter((s) => o.only === undefined || o.only.includes(s.id));
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  log(`bench:compare: ${plan.length} scenarios × ${o.rounds} rounds, ${o.duration} windows (${o.quick ? 'quick' : 'full'} profile); work dir ${o.workDir}`);
+  const files = await prepareFiles(o.workDir, 10 * 1024 * 1024);
+  const peers = new Peers(files, o);
+  const onSignal = (): void => {
+    killAllSync();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', killAllSync);
+  const runs: RunRecord[] = [];
+  try {
+    for (const p of ['backend', 'instant', 'auth', 'nginx', 'dovecot', 'portier'] as const) {
+      await peers.start(p);
+      log(`  started ${p} (pid ${peers.pid(p)})`);
+    }
+    const notes = new Map<string, string>();
+    const work = plan.flatMap((s) => s.targets.filter((t) => !(t === 'portier' && s.mode === 'lmtp' && !peers.lmtp)).map((t) => ({ s, t })));
+    if (!peers.lmtp) notes.set('lmtp', 'portier has no LMTP proxy in this build (no dist/lmtp): not measured');
+    const total = work.length * o.rounds;
+    let n = 0;
+    const t0 = Date.now();
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const s of plan) {
+        // Interleaved: every target once per scenario per round, the order turned each round.
+        const targets = work.filter((w) => w.s === s).map((w) => w.t);
+        if (round % 2 === 0) targets.reverse();
+        for (const t of targets) {
+          n++;
+          if (s.fresh === true && t !== 'direct') await peers.restart(PEER_OF[t]);
+          const rec = await runOne(s, t, round, peers, o);
+          runs.push(rec);
+          const eta = Math.round((((Date.now() - t0) / n) * (total - n)) / 1000);
+          log(`[${n}/${total}, ~${eta} s left] round ${round} ${s.id} ${t}: ${oneLine(rec, s)}`);
+        }
+      }
+    }
+    const sums: ScenarioSummary[] = plan.map((s) => summarize(s, runs, notes.get(s.id)));
+    const machine = { hostname: hostname(), cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, kernel: release() };
+    const vers = versions();
+    const date = started.toISOString().slice(0, 10);
+    const base = join(o.outDir, `${date}${o.quick ? '-quick' : ''}`);
+    const subtitle = `${date}, ${o.quick ? 'quick' : 'full'} profile, median of ${o.rounds} interleaved rounds, ${o.duration} windows; ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB; ` +
+      `portier ${vers['portier']}, Dovecot ${vers['dovecot']}, nginx ${vers['nginx']}, Node ${vers['node']}`;
+    mkdirSync(o.outDir, { recursive: true });
+    writeFileSync(`${base}.json`, `${JSON.stringify({ tool: 'portier-bench-compare', schema: 1, startedAt: started.toISOString(), profile: o.quick ? 'quick' : 'full', rounds: o.rounds, duration: o.duration, clients: o.clients, portierWorkers: o.workers, machine, versions: vers, summaries: sums, runs }, null, 1)}\n`);
+    const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${o.quick ? ' -- --quick' : ''}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
+    writeFileSync(`${base}.md`, md);
+    writeFileSync(`${base}.svg`, svg(sums, subtitle));
+    process.stdout.write(`\n${md}\nwritten: ${base}.json, ${base}.md, ${base}.svg\n`);
+    return runs.some((r) => r.result === undefined) ? 1 : 0;
+  } finally {
+    await peers.stopAll();
+    if (!o.keep) rmSync(o.workDir, { recursive: true, force: true });
+  }
+}
+
+void main().then((code) => {
+  process.exitCode = code;
+}, (err: unknown) => {
+  process.stderr.write(`bench:compare: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  killAllSync();
+  process.exitCode = 1;
+});

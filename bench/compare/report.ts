@@ -1,0 +1,202 @@
+/**
+ * Turns the compare run's results into numbers per scenario (median over rounds), ratios,
+ * goals met, a Markdown table and an SVG chart of small multiples (one panel per scenario,
+ * its own scale, the goal drawn as a dashed line).
+ */
+import type { BenchResult } from '../lib/result.js';
+import { HIGHER_BETTER, type Metric, type Scenario, type ScenarioValues, type Target, TARGETS } from './plan.js';
+
+export interface RunRecord {
+  round: number;
+  scenario: string;
+  target: Target;
+  result?: BenchResult;
+  error?: string;
+}
+
+export interface ScenarioSummary {
+  id: string;
+  title: string;
+  metric: Metric;
+  unit: string;
+  higherBetter: boolean;
+  values: ScenarioValues;
+  /** Every round's value, by target, for the spread. */
+  rounds: Partial<Record<Target, number[]>>;
+  /** nginx's auth_http server, CPU µs per op, reported beside its workers. */
+  nginxAuthUs?: number;
+  /** NOOP p99 added (latency scenarios). */
+  p99Added?: ScenarioValues;
+  sessionsPerGiB?: ScenarioValues;
+  errors: Partial<Record<Target, number>>;
+  goal?: string;
+  met?: boolean;
+  note?: string;
+}
+
+export const UNIT: Record<Metric, string> = { rate: 'per s', mbPerS: 'MB/s', cpuUsPerOp: 'µs CPU/op', p50AddedUs: 'µs', rssKiBPerSession: 'KiB' };
+
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+function rawValue(m: Metric, r: BenchResult): number | undefined {
+  switch (m) {
+    case 'rate':
+      return r.rate;
+    case 'mbPerS':
+      return r.mbPerS;
+    case 'cpuUsPerOp':
+      return r.accounting !== undefined ? r.accounting.cpuSecondsPer1000Ops * 1000 : undefined;
+    case 'p50AddedUs':
+      return r.latencyUs.p50;
+    case 'rssKiBPerSession':
+      return r.accounting?.rssPerSessionKiB;
+  }
+}
+
+export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string): ScenarioSummary {
+  const mine = runs.filter((r) => r.scenario === s.id && r.result !== undefined && r.result.ops > 0);
+  const rounds: Partial<Record<Target, number[]>> = {};
+  const p99: Partial<Record<Target, number[]>> = {};
+  const perGiB: Partial<Record<Target, number[]>> = {};
+  const auth: number[] = [];
+  const errors: Partial<Record<Target, number>> = {};
+  for (const r of runs.filter((x) => x.scenario === s.id)) errors[r.target] = (errors[r.target] ?? 0) + (r.result?.errorCount ?? 0) + (r.error !== undefined ? 1 : 0);
+  for (const rec of mine) {
+    const res = rec.result;
+    if (res === undefined) continue;
+    let v = rawValue(s.metric, res);
+    if (s.metric === 'p50AddedUs') {
+      const direct = mine.find((x) => x.round === rec.round && x.target === 'direct')?.result;
+      if (direct === undefined) continue;
+      v = res.latencyUs.p50 - direct.latencyUs.p50;
+      (p99[rec.target] ??= []).push(res.latencyUs.p99 - direct.latencyUs.p99);
+    }
+    if (v === undefined) continue;
+    (rounds[rec.target] ??= []).push(v);
+    if (res.idle?.sessionsPerGiB !== undefined) (perGiB[rec.target] ??= []).push(res.idle.sessionsPerGiB);
+    if (rec.target === 'nginx' && res.auxAccounting !== undefined) auth.push(res.auxAccounting.cpuSecondsPer1000Ops * 1000);
+  }
+  const pick = (m: Partial<Record<Target, number[]>>): ScenarioValues => {
+    const out: ScenarioValues = {};
+    for (const t of TARGETS) {
+      const x = median(m[t] ?? []);
+      if (x !== undefined) out[t] = Math.round(x * 10) / 10;
+    }
+    return out;
+  };
+  const values = pick(rounds);
+  const a = median(auth);
+  const met = s.goal?.check(values);
+  return {
+    id: s.id,
+    title: s.title,
+    metric: s.metric,
+    unit: UNIT[s.metric],
+    higherBetter: HIGHER_BETTER[s.metric],
+    values,
+    rounds,
+    ...(a !== undefined ? { nginxAuthUs: Math.round(a * 10) / 10 } : {}),
+    ...(s.metric === 'p50AddedUs' ? { p99Added: pick(p99) } : {}),
+    ...(Object.keys(perGiB).length > 0 ? { sessionsPerGiB: pick(perGiB) } : {}),
+    errors,
+    ...(s.goal !== undefined ? { goal: s.goal.text } : {}),
+    ...(met !== undefined ? { met } : {}),
+    ...(note !== undefined ? { note } : {}),
+  };
+}
+
+const fmt = (n: number | undefined): string => (n === undefined ? '–' : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
+const ratioText = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
+
+export function markdown(sums: readonly ScenarioSummary[], header: string): string {
+  const lines = [header, '', '| scenario | unit | direct | portier | Dovecot proxy | nginx | portier / direct | portier / Dovecot | portier / nginx | goal | met |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |'];
+  for (const s of sums) {
+    const v = s.values;
+    const direct = s.metric === 'p50AddedUs' ? undefined : v.direct;
+    const nginx = s.nginxAuthUs !== undefined && v.nginx !== undefined ? `${fmt(v.nginx)} (+${fmt(s.nginxAuthUs)} auth_http)` : fmt(v.nginx);
+    lines.push(`| ${s.title} | ${s.unit} | ${s.metric === 'p50AddedUs' ? '0' : fmt(v.direct)} | **${fmt(v.portier)}** | ${fmt(v.dovecot)} | ${nginx} | ${ratioText(v.portier, direct)} | ${ratioText(v.portier, v.dovecot)} | ${ratioText(v.portier, v.nginx)} | ${s.goal ?? ''} | ${s.met === undefined ? '–' : s.met ? 'yes' : '**no**'} |`);
+  }
+  const extras: string[] = [];
+  for (const s of sums) {
+    if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct').map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
+    if (s.sessionsPerGiB !== undefined) extras.push(`- ${s.title}: sessions per GiB ${TARGETS.map((t) => (s.sessionsPerGiB?.[t] !== undefined ? `${t} ${fmt(s.sessionsPerGiB[t])}` : '')).filter(Boolean).join(', ')}`);
+    const errs = Object.entries(s.errors).filter(([, n]) => (n ?? 0) > 0);
+    if (errs.length > 0) extras.push(`- ${s.title}: errors ${errs.map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    if (s.note !== undefined) extras.push(`- ${s.title}: ${s.note}`);
+  }
+  if (extras.length > 0) lines.push('', ...extras);
+  return `${lines.join('\n')}\n`;
+}
+
+const COLORS: Record<Target, string> = { direct: '#9aa5b1', portier: '#1f6feb', dovecot: '#d9822b', nginx: '#2da44e' };
+const NAMES: Record<Target, string> = { direct: 'direct', portier: 'portier', dovecot: 'Dovecot proxy', nginx: 'nginx' };
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Where the goal line goes on the panel's scale, if the goal is a fixed number or a ratio to direct. */
+function goalLine(s: ScenarioSummary): number | undefined {
+  const g = s.goal ?? '';
+  const ratio = /≥ ([\d.]+)× (direct|bare)/.exec(g);
+  if (ratio?.[1] !== undefined && s.values.direct !== undefined) return Number(ratio[1]) * s.values.direct;
+  const fixed = /≤ \+?([\d.]+)/.exec(g);
+  if (fixed?.[1] !== undefined) return Number(fixed[1]);
+  return undefined;
+}
+
+export function svg(sums: readonly ScenarioSummary[], subtitle: string): string {
+  const cols = 3;
+  const pw = 330;
+  const ph = 150;
+  const top = 78;
+  const rows = Math.ceil(sums.length / cols);
+  const width = cols * pw + 20;
+  const height = top + rows * ph + 20;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="14" y="28" font-size="19" font-weight="bold" fill="#1b1f24">portier against Dovecot's proxy and nginx mail</text>`,
+    `<text x="14" y="48" font-size="11.5" fill="#57606a">${esc(subtitle)}</text>`,
+  ];
+  let lx = 14;
+  for (const t of TARGETS) {
+    out.push(`<rect x="${lx}" y="58" width="12" height="12" rx="2" fill="${COLORS[t]}"/><text x="${lx + 16}" y="68.5" font-size="11.5" fill="#1b1f24">${NAMES[t]}</text>`);
+    lx += 30 + NAMES[t].length * 7;
+  }
+  out.push(`<text x="${lx + 10}" y="68.5" font-size="11.5" fill="#57606a">- - - goal for portier    ✓ / ✗ goal met</text>`);
+  sums.forEach((s, i) => {
+    const x0 = 10 + (i % cols) * pw;
+    const y0 = top + Math.floor(i / cols) * ph;
+    const targets = TARGETS.filter((t) => s.values[t] !== undefined && !(s.metric === 'p50AddedUs' && t === 'direct'));
+    const goal = goalLine(s);
+    const max = Math.max(1e-9, ...targets.map((t) => s.values[t] ?? 0), goal ?? 0) * 1.12;
+    const barX = x0 + 92;
+    const barW = pw - 150;
+    const mark = s.met === undefined ? '' : s.met ? ' <tspan fill="#1a7f37">✓</tspan>' : ' <tspan fill="#cf222e">✗</tspan>';
+    out.push(`<rect x="${x0}" y="${y0}" width="${pw - 10}" height="${ph - 10}" rx="6" fill="#f6f8fa" stroke="#d0d7de"/>`);
+    out.push(`<text x="${x0 + 8}" y="${y0 + 17}" font-size="11" font-weight="bold" fill="#1b1f24">${esc(s.title.length > 52 ? `${s.title.slice(0, 50)}…` : s.title)}${mark}</text>`);
+    out.push(`<text x="${x0 + 8}" y="${y0 + 31}" font-size="10" fill="#57606a">${esc(s.unit)}, ${s.higherBetter ? 'higher' : 'lower'} is better${s.goal !== undefined ? `; goal ${esc(s.goal)}` : ''}</text>`);
+    const bh = 16;
+    targets.forEach((t, k) => {
+      const v = s.values[t] ?? 0;
+      const y = y0 + 42 + k * (bh + 5);
+      const w = Math.max(1, (Math.max(0, v) / max) * barW);
+      out.push(`<text x="${barX - 6}" y="${y + 12}" font-size="10.5" text-anchor="end" fill="#1b1f24"${t === 'portier' ? ' font-weight="bold"' : ''}>${NAMES[t]}</text>`);
+      out.push(`<rect x="${barX}" y="${y}" width="${w.toFixed(1)}" height="${bh}" rx="2" fill="${COLORS[t]}"/>`);
+      out.push(`<text x="${barX + w + 4}" y="${y + 12}" font-size="10.5" fill="#1b1f24">${fmt(v)}</text>`);
+    });
+    if (targets.length === 0) out.push(`<text x="${x0 + 8}" y="${y0 + 70}" font-size="11" fill="#cf222e">no result${s.note !== undefined ? `: ${esc(s.note.slice(0, 45))}` : ''}</text>`);
+    if (goal !== undefined && targets.length > 0) {
+      const gx = barX + (goal / max) * barW;
+      out.push(`<line x1="${gx.toFixed(1)}" y1="${y0 + 38}" x2="${gx.toFixed(1)}" y2="${y0 + 42 + targets.length * (bh + 5)}" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="4 3"/>`);
+    }
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
