@@ -4,12 +4,14 @@ import type { BenchOptions } from './options.js';
 export interface WorkerInput {
   opts: BenchOptions;
   clients: number;
-  /** Int32Array over a SharedArrayBuffer: [STOP, OPS_TICKETS]. */
+  /** Int32Array over a SharedArrayBuffer: [STOP, OPS_TICKETS, COUNTING]. */
   shared: SharedArrayBuffer;
 }
 
 export const STOP = 0;
 export const TICKETS = 1;
+/** 1 once the measured window is open (after the warm-up): only then are tickets taken. */
+export const COUNTING = 2;
 
 export interface Counters {
   ops: number;

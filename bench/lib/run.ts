@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Histogram } from './histogram.js';
-import { STOP, TICKETS, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
+import { COUNTING, STOP, TICKETS, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
 import type { BenchOptions } from './options.js';
 import { procDelta, sampleProcs, type ProcSample } from './procstat.js';
 import { paramsOf, type Accounting, type BenchResult } from './result.js';
@@ -34,7 +34,7 @@ function account(before: ProcSample, after: ProcSample, total: Counters): Accoun
 
 export async function runLoad(o: BenchOptions): Promise<BenchResult> {
   const threads = Math.max(1, Math.min(o.threads, o.clients));
-  const shared = new SharedArrayBuffer(8);
+  const shared = new SharedArrayBuffer(12);
   const flags = new Int32Array(shared);
   const workers: Worker[] = [];
   const latest: Counters[] = [];
@@ -98,6 +98,7 @@ export async function runLoad(o: BenchOptions): Promise<BenchResult> {
       await new Promise((r) => setTimeout(r, o.warmupMs));
       for (const w of workers) w.postMessage('reset');
       Atomics.store(flags, TICKETS, 0);
+      Atomics.store(flags, COUNTING, 1);
       await new Promise((r) => setTimeout(r, 50));
     }
     const startedAt = new Date().toISOString();
@@ -114,7 +115,10 @@ export async function runLoad(o: BenchOptions): Promise<BenchResult> {
       if (before !== undefined) after = sampleProcs(o.pids);
       if (auxBefore !== undefined) auxAfter = sampleProcs(o.auxPids);
     };
-    if (o.warmupMs === 0) for (const w of workers) w.postMessage('start');
+    if (o.warmupMs === 0) {
+      Atomics.store(flags, COUNTING, 1);
+      for (const w of workers) w.postMessage('start');
+    }
     const stopTimer = setTimeout(() => {
       closeWindow();
       poke();

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram } from './histogram.js';
-import { STOP, TICKETS, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
+import { COUNTING, STOP, TICKETS, type Counters, type WorkerInput, type WorkerMessage } from './messages.js';
 import { endpoint, fixedUser, randomUser, type BenchOptions } from './options.js';
 import {
   Guard, imapAppend, imapFetch, imapLoginCycle, imapLogout, imapNoop, imapOpen, imapSelect, lmtpDeliver, lmtpMessage,
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
   const progress = setInterval(() => port.postMessage({ type: 'progress', ...c } satisfies WorkerMessage), 1000);
   const loop = async (cl: Client): Promise<void> => {
     const guard = new Guard(o.timeoutMs);
-    while (Atomics.load(flags, STOP) === 0 && Atomics.add(flags, TICKETS, 1) < o.maxOps) {
+    while (Atomics.load(flags, STOP) === 0 && (Atomics.load(flags, COUNTING) === 0 || Atomics.add(flags, TICKETS, 1) < o.maxOps)) {
       guard.start();
       const t0 = process.hrtime.bigint();
       try {
