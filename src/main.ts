@@ -6,6 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { authCacheFlush, authTest, pw } from './admin/cli-auth.js';
+import { serveAdminToPrimary, startClusterAdminSocket } from './admin/cluster-admin.js';
+import type { AdminSocket } from './admin/socket.js';
 import { defaultConfigFile, loadConfig, type LoadedConfig } from './config/load.js';
 import { printConfig } from './config/print.js';
 import { isClusterWorker, reportToPrimary, runPrimary, shareMetrics } from './cluster.js';
@@ -133,7 +135,19 @@ async function serve(file: string): Promise<number> {
   if (loaded.file === defaultConfigFile() && !worker) {
     log.warn('running on the embedded development configuration: its TLS certificate and demo users are not for production');
   }
-  if (workers > 1 && !worker) return runPrimary(loaded, workers, log);
+  if (workers > 1 && !worker) {
+    // Workers keep the auth caches; the primary relays `portier auth cache flush` to them all.
+    let admin: AdminSocket | undefined;
+    if (loaded.config.admin_socket !== '') {
+      admin = await startClusterAdminSocket(loaded.config.admin_socket, log).catch((err: unknown) => {
+        log.error({ err: errorText(err) }, 'admin socket not available; `portier auth cache flush` cannot reach the workers');
+        return undefined;
+      });
+    }
+    const code = await runPrimary(loaded, workers, log);
+    await admin?.close();
+    return code;
+  }
   let portier: Portier;
   try {
     portier = new Portier(loaded, log, { adminHttp: !worker });
@@ -147,6 +161,7 @@ async function serve(file: string): Promise<number> {
     return 1;
   }
   if (worker) {
+    serveAdminToPrimary({ flushAuthCache: (user) => portier.runtime.passdbs.flushCache(user), authCacheStats: () => portier.runtime.passdbs.cacheStats() });
     shareMetrics(portier.metrics.registry);
     reportToPrimary({ type: 'portier:ready' });
   }

@@ -21,8 +21,11 @@ const IDLE_MS = 30_000;
 
 export interface AdminSocketHandlers {
   flushAuthCache(user: string | undefined): number | Promise<number>;
-  authCacheStats(): AuthCacheStats | undefined;
+  authCacheStats(): AuthCacheStats | undefined | Promise<AuthCacheStats | undefined>;
 }
+
+/** A failure whose text is meant for the operator: sent as `ERR <message>`. */
+export class AdminCommandError extends Error {}
 
 export interface AdminSocket {
   readonly path: string;
@@ -96,6 +99,7 @@ function serve(socket: Socket, handlers: AdminSocketHandlers, log: Logger): void
       buffer = buffer.slice(nl + 1);
       busy = busy.then(async () => {
         const reply = await run(line, handlers).catch((err: unknown) => {
+          if (err instanceof AdminCommandError) return `ERR ${err.message}`;
           log.error({ err: errorText(err) }, 'admin socket command failed');
           return 'ERR internal error';
         });
@@ -115,7 +119,7 @@ async function run(line: string, handlers: AdminSocketHandlers): Promise<string>
     case 'AUTH-CACHE-FLUSH':
       return `OK ${await handlers.flushAuthCache(arg === '' ? undefined : arg)}`;
     case 'AUTH-CACHE-STATS': {
-      const s = handlers.authCacheStats();
+      const s = await handlers.authCacheStats();
       return s === undefined ? 'OK off' : `OK entries=${s.entries} bytes=${s.bytes} hits=${s.hits} misses=${s.misses}`;
     }
     default:
