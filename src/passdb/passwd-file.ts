@@ -8,7 +8,7 @@ import { errorText } from '../errors.js';
 import type { Logger } from '../telemetry/log.js';
 import { parseExtraFields } from './fields.js';
 import type { AuthRequest, Passdb, PassdbLookup } from './types.js';
-import { expandTokens, parseTemplate, splitUser, varValue, type TemplateToken, type VarName, type VarValues } from './vars.js';
+import { expandTemplate, expandTokens, parseTemplate, splitUser, varValue, type TemplateToken, type VarName, type VarValues } from './vars.js';
 
 const RECHECK_MS = 1000;
 
@@ -60,7 +60,9 @@ export class PasswdFilePassdb implements Passdb {
     if (file === null) return { kind: 'unknown' };
     const entry = file.entries.get(expandTokens(this.#key, values));
     if (entry === undefined) return { kind: 'unknown' };
-    const fields = new Map(entry.fields);
+    // Dovecot expands `%` variables in passwd-file extra fields (e.g. destuser=%n@%d).
+    const fields = new Map<string, string>();
+    for (const [k, v] of entry.fields) fields.set(k, v.includes('%') ? expandTemplate(v, values) : v);
     if (entry.password !== '') fields.set('password', entry.password);
     return { kind: 'found', fields };
   }

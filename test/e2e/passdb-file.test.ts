@@ -1,0 +1,102 @@
+/**
+ * passwd-file as operators run it: per-domain files through `%d`, picked up and reloaded while
+ * portier runs (a deploy's rename and an in-place edit alike), logins through portier to a
+ * real Dovecot; a domain value that would climb out of the directory finds nobody.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
+import { imapLogin } from './passdb-fixtures.js';
+
+let backend: DovecotBackend;
+let px: RunningPortier;
+
+const config = `
+protocols: imap
+listen: 127.0.0.1
+ssl: no
+disable_plaintext_auth: no
+auth_failure_delay: 0
+log_level: debug
+service:
+  imap-login:
+    inet_listener:
+      imap: { port: {{port}} }
+      imaps: { port: 0 }
+passdb:
+  - driver: passwd-file
+    args: username_format=%n {{dir}}/domains/%d/passwd
+`;
+
+const line = (user: string, pw: string): string =>
+  `${user}:${doveadmHash('SHA256-CRYPT', Buffer.from(pw))}::::::proxy=y host=${backend.host} port=${backend.ports.imap} destuser=%n@%d\n`;
+
+function domainFile(domain: string, text: string): void {
+  mkdirSync(join(px.dir, 'domains', domain), { recursive: true });
+  writeFileSync(join(px.dir, 'domains', domain, 'passwd.new'), text);
+  renameSync(join(px.dir, 'domains', domain, 'passwd.new'), join(px.dir, 'domains', domain, 'passwd'));
+}
+
+async function reply(user: string, password: string): Promise<string> {
+  const { reply: r, client } = await imapLogin(px.port('imap'), user, password);
+  client.close();
+  return r;
+}
+
+async function eventually(user: string, password: string, want: RegExp): Promise<string> {
+  const until = Date.now() + 5000;
+  let r = '';
+  while (Date.now() < until) {
+    r = await reply(user, password);
+    if (want.test(r)) return r;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  return r;
+}
+
+beforeAll(async () => {
+  backend = await startDovecot({
+    address: '127.0.0.2',
+    protocols: ['imap'],
+    users: ['alice@a.test', 'bob@b.test', 'carol@a.test'].map((user) => ({ user, password: `${user.split('@')[0]}-pw` })),
+  });
+  px = await startPortier(config);
+  domainFile('a.test', line('alice', 'alice-pw'));
+  domainFile('b.test', line('bob', 'bob-pw'));
+});
+
+afterAll(async () => {
+  await px?.stop();
+  await backend?.stop();
+});
+
+describe('passwd-file', () => {
+  test('%d picks the domain file, %n is the key inside it, extra fields expand variables (destuser=%n@%d)', async () => {
+    const from = await backend.logSize();
+    expect(await reply('alice@a.test', 'alice-pw')).toMatch(/^a OK \[CAPABILITY /);
+    await backend.waitForLog(/Login: user=<alice@a\.test>/, 5000, from);
+    expect(await reply('bob@b.test', 'bob-pw')).toMatch(/^a OK /);
+    expect(await reply('alice@b.test', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+    expect(await reply('alice@c.test', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+    expect(await reply('alice@..', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+  });
+
+  test('a replaced file is re-read while running: a new user, a changed password', async () => {
+    domainFile('a.test', line('alice', 'alice-new') + line('carol', 'carol-pw'));
+    expect(await eventually('carol@a.test', 'carol-pw', /^a OK /)).toMatch(/^a OK \[CAPABILITY /);
+    expect(await reply('alice@a.test', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+    // An edit in place (same inode, new size and mtime) is seen too.
+    writeFileSync(join(px.dir, 'domains', 'a.test', 'passwd'), line('alice', 'alice-pw'));
+    expect(await eventually('alice@a.test', 'alice-pw', /^a OK /)).toMatch(/^a OK /);
+    expect(await reply('carol@a.test', 'carol-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+  });
+
+  test('a domain created while running is found', async () => {
+    expect(await reply('dan@new.test', 'x')).toMatch(/^a NO /);
+    domainFile('new.test', line('bob', 'bob-pw').replace('destuser=%n@%d', 'destuser=%n@b.test'));
+    expect(await eventually('bob@new.test', 'bob-pw', /^a OK /)).toMatch(/^a OK /);
+  });
+});
