@@ -194,6 +194,22 @@ describe('database outage', () => {
     await px.waitForLog((l) => l.msg === 'sql passdb: database reachable again');
   });
 
+  test('auth cache TTLs: an unknown user stays refused until the negative TTL passes; a positive entry outlives a row change', async () => {
+    const cached = await startPortier(config('auth_cache_size: 1M\nauth_cache_ttl: 1h\nauth_cache_negative_ttl: 1s\n'));
+    try {
+      expect(await imapReply(cached, 'newbie', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+      await sql('INSERT INTO users VALUES ($1, $2, $3, $4, $5, $6, $7)', ['newbie', '{PLAIN}alice-pw', 'Y', backend.host, backend.ports.imap, backend.ports.pop3, 'alice']);
+      expect(await imapReply(cached, 'newbie', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/); // negative entry
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await imapReply(cached, 'newbie', 'alice-pw')).toMatch(/^a OK /);
+      await sql("UPDATE users SET password = '{PLAIN}changed' WHERE userid = 'newbie'");
+      expect(await imapReply(cached, 'newbie', 'alice-pw')).toMatch(/^a OK /); // positive entry, 1 h
+    } finally {
+      await sql("DELETE FROM users WHERE userid = 'newbie'");
+      await cached.stop();
+    }
+  });
+
   test('with the auth cache: a user seen before logs in during the outage, others fail temporarily', async () => {
     const cached = await startPortier(config('auth_cache_size: 1M\nauth_cache_ttl: 1s\nauth_cache_negative_ttl: 1s\n'));
     try {
