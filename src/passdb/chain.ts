@@ -196,13 +196,8 @@ export class PassdbChain {
     if (entry.conf.deny) return { kind: 'ok', fields };
     if (req.password === undefined) return { kind: 'ok', fields };
     const stored = fields.get('password') ?? '';
-    if (flag(fields, 'nopassword')) {
-      if (stored !== '') {
-        this.#log.error({ passdb: entry.db.name, user: req.user }, 'passdb: nopassword set together with a non-empty password');
-        return { kind: 'tempfail', reason: 'nopassword with a password' };
-      }
-      return { kind: 'ok', fields };
-    }
+    // Dovecot checks a non-empty password even with nopassword; portier answers the same.
+    if (flag(fields, 'nopassword') && stored === '') return { kind: 'ok', fields };
     if (stored === '') return { kind: 'mismatch', fields };
     const scheme = this.#schemeFor(entry);
     let verdict: Awaited<ReturnType<typeof verifyPassword>>;

@@ -96,8 +96,8 @@ export class SqlPassdb implements Passdb {
     }
     if (result.rows.length === 0) return { kind: 'unknown' };
     const columns = result.fields.map((f) => f.name);
-    if (!columns.includes('password') && !columns.includes('password_noscheme')) {
-      this.#log.error({ passdb: this.name }, "sql passdb: password_query must return a column named 'password' (NULL for none)");
+    if (!columns.includes('password') && !columns.includes('password_noscheme') && !columns.includes('nopassword')) {
+      this.#log.error({ passdb: this.name }, 'sql passdb: password_query must return a column named password (or nopassword)');
       return { kind: 'tempfail', reason: `${this.name}: no password column` };
     }
     if (result.rows.length > 1) {

@@ -51,4 +51,14 @@ describe('passdb chain', () => {
     expect((await c.authenticate(req('bob', 'pw'))).kind).toBe('unknown');
     await c.close();
   });
+
+  test('nopassword: any password without a stored one; with a stored one it is still checked (as Dovecot does)', async () => {
+    const c = chain(`  - driver: passwd-file\n    args: scheme=PLAIN {{dir}}/users\n`, {
+      users: 'free:::::::nopassword=y proxy=y host=192.0.2.9\nboth:pw::::::nopassword=y proxy=y host=192.0.2.9\n',
+    });
+    expect((await c.authenticate(req('free', 'anything'))).kind).toBe('ok');
+    expect((await c.authenticate(req('both', 'pw'))).kind).toBe('ok');
+    expect((await c.authenticate(req('both', 'nope'))).kind).toBe('mismatch');
+    await c.close();
+  });
 });
