@@ -12,6 +12,7 @@ import { DisconnectSpreader } from './splice/spread.js';
 import { errorText, PortierError } from './errors.js';
 import { imapFrontend } from './imap/frontend.js';
 import { pop3Frontend } from './pop3/frontend.js';
+import { lmtpFrontend } from './lmtp/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
 import { TlsStore } from './tls/store.js';
@@ -22,6 +23,7 @@ import { Metrics } from './telemetry/metrics.js';
 const FRONTENDS: Partial<Record<Protocol, ProtocolFrontend>> = {
   imap: imapFrontend,
   pop3: pop3Frontend,
+  lmtp: lmtpFrontend,
 };
 
 export function supportedProtocols(): Protocol[] {
@@ -171,7 +173,9 @@ export class Portier {
     this.#stopping = true;
     const closing = this.#closeListeners();
     for (const s of this.#sessions) {
-      if (s.state !== 'spliced') s.close('shutdown', 'Disconnected: server shutting down', FRONTENDS[s.listener.protocol]?.goodbye(s, 'shutdown'));
+      const frontend = FRONTENDS[s.listener.protocol];
+      if (frontend?.shutdown !== undefined) frontend.shutdown(s);
+      else if (s.state !== 'spliced') s.close('shutdown', 'Disconnected: server shutting down', frontend?.goodbye(s, 'shutdown'));
     }
     const deadline = Date.now() + deadlineMs;
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

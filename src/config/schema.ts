@@ -266,6 +266,14 @@ export const configSchema = z.strictObject({
   // IMAP.
   imap_capability: z.string().optional(),
   imap_id_retain: yesNo.default(false),
+
+  // LMTP (docs/lmtp.md).
+  /** Dovecot: characters that start a recipient's detail (`user+detail`); the first one found counts. */
+  recipient_delimiter: z.string().default('+'),
+  /** portier: the largest message LMTP takes, advertised as SIZE (Dovecot 2.4 uses quota_mail_size). */
+  lmtp_max_mail_size: size.refine((n) => n > 0, 'must be more than 0').default(64 * 1024 * 1024),
+  /** Dovecot: where LMTP keeps a message too big for memory while it is delivered (unlinked at once). */
+  mail_temp_dir: filePath.default('/tmp'),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -278,4 +286,4 @@ export const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'proxy_host_immediate_failure_after', 'login_proxy_max_disconnect_delay', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
   'auth_cache_ttl', 'auth_cache_negative_ttl', 'auth_penalty_initial_delay', 'auth_penalty_max_delay',
 ]);
-export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size', 'auth_cache_size']);
+export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size', 'auth_cache_size', 'lmtp_max_mail_size']);

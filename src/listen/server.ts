@@ -21,6 +21,8 @@ export interface ProtocolFrontend {
   start(session: ClientSession): void;
   /** The polite goodbye for a pre-login client (shutdown, or login_timeout ran out). */
   goodbye(session: ClientSession, why: 'shutdown' | 'timeout'): string;
+  /** On shutdown, end the session itself (LMTP lets a transaction in flight finish); default: goodbye and close. */
+  shutdown?(session: ClientSession): void;
 }
 
 export interface BoundListener {

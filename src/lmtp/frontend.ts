@@ -1,0 +1,31 @@
+/**
+ * The LMTP front-end (RFC 2033): a transaction proxy rather than a login and a splice. Each
+ * RCPT is a passdb lookup; recipients are grouped per backend; DATA is read once and fanned
+ * out; the client gets one reply per accepted recipient, in RCPT order. See session.ts.
+ */
+import type { ProtocolFrontend } from '../listen/server.js';
+import type { ClientSession } from '../login/session.js';
+import { LmtpSession } from './session.js';
+
+const sessions = new WeakMap<ClientSession, LmtpSession>();
+
+function goodbye(session: ClientSession, why: 'shutdown' | 'timeout'): string {
+  const host = session.runtime.hostname;
+  return why === 'timeout' ? `421 4.4.2 ${host} Disconnected for inactivity\r\n` : `421 4.3.2 ${host} Shutting down\r\n`;
+}
+
+export const lmtpFrontend: ProtocolFrontend = {
+  protocol: 'lmtp',
+  alpn: 'lmtp',
+  start(session) {
+    const lmtp = new LmtpSession(session);
+    sessions.set(session, lmtp);
+    lmtp.start();
+  },
+  goodbye,
+  shutdown(session) {
+    const lmtp = sessions.get(session);
+    if (lmtp !== undefined) lmtp.shutdown();
+    else session.close('shutdown', 'Disconnected: server shutting down', goodbye(session, 'shutdown'));
+  },
+};

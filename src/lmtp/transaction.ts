@@ -1,0 +1,184 @@
+/**
+ * One mail transaction (MAIL .. DATA): recipients grouped per backend, one connection per
+ * group opened at its first RCPT (Dovecot relays the backend's RCPT reply as its own), and
+ * the message fanned out to every group at once, read from the spool. Replies come back in
+ * RCPT order, one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has
+ * started: a backend that fails gives 451 to exactly the recipients it had not answered.
+ */
+import { failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
+import type { ClientSession } from '../login/session.js';
+import { publishProxy } from '../telemetry/events.js';
+import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
+import type { RcptDecision } from './recipient.js';
+import type { MessageSpool } from './spool.js';
+import { BackendConnection, type BackendRoute, type DataResult, type Envelope, type UpstreamContext } from './upstream.js';
+import { printable, type SmtpReply } from './wire.js';
+
+type Backend = Extract<RcptDecision, { kind: 'backend' }>;
+
+interface Accepted {
+  /** The address as the client gave it (for replies). */
+  readonly address: string;
+  readonly user: string;
+  readonly group: Group;
+}
+
+/** Failures that say the backend (or the way to it) is not working, for the health record. */
+const HEALTH_FAILURES: ReadonlySet<ProxyFailure['kind']> = new Set(['connect', 'timeout', 'remote']);
+
+class Group {
+  readonly route: BackendRoute;
+  conn: BackendConnection | undefined;
+  /** The reply every RCPT of this group gets when the backend cannot take recipients. */
+  refusal: string | undefined;
+  readonly accepted: Accepted[] = [];
+  #opening: Promise<void> | undefined;
+
+  constructor(route: BackendRoute) {
+    this.route = route;
+  }
+
+  /** Connect and send MAIL FROM once; later RCPTs of the group wait for the same outcome. */
+  open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope): Promise<void> {
+    this.#opening ??= this.#open(session, ctx, envelope);
+    return this.#opening;
+  }
+
+  async #open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope): Promise<void> {
+    const { health } = session.runtime;
+    const started = Date.now();
+    const admission = health.admit(this.route.key);
+    if (!admission.go) {
+      this.#refuse(session, failure('host-down', `host is down: ${this.route.name} has failed for ${Math.round(admission.failingForMs / 1000)}s without a success`), started);
+      return;
+    }
+    let conn: BackendConnection | undefined;
+    try {
+      conn = await BackendConnection.connect(this.route, ctx);
+      const mail = await conn.begin(ctx, envelope);
+      health.succeeded(this.route.key);
+      publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: true, seconds: (Date.now() - started) / 1000 });
+      if (mail.code < 200 || mail.code > 299) {
+        session.log.info({ backend: this.route.name, reply: replyLog(mail) }, 'backend refused MAIL FROM');
+        this.refusal = relayReply(mail);
+        conn.quit();
+        return;
+      }
+      this.conn = conn;
+    } catch (err) {
+      const f = toFailure(err);
+      conn?.destroy();
+      if (HEALTH_FAILURES.has(f.kind)) health.failed(this.route.key, admission.probe);
+      else health.released(this.route.key, admission.probe);
+      this.#refuse(session, f, started);
+    }
+  }
+
+  #refuse(session: ClientSession, f: ProxyFailure, started: number): void {
+    session.log.warn({ backend: this.route.name, failure: f.kind }, `backend not usable: ${f.detail}`);
+    publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: false, failure: f.kind, seconds: (Date.now() - started) / 1000 });
+    this.refusal = backendFailureReply(f);
+  }
+}
+
+export class Transaction {
+  readonly envelope: Envelope;
+  /** Recipients the client got 250 for, in RCPT order. */
+  readonly accepted: Accepted[] = [];
+  /** Every RCPT command of the transaction (accepted or not), for the recipient limit. */
+  rcptCommands = 0;
+  readonly #groups = new Map<string, Group>();
+  readonly #session: ClientSession;
+  readonly #ctx: UpstreamContext;
+
+  constructor(session: ClientSession, ctx: UpstreamContext, envelope: Envelope) {
+    this.#session = session;
+    this.#ctx = ctx;
+    this.envelope = envelope;
+  }
+
+  /** RCPT towards the recipient's backend; the reply line for the client. */
+  async addRecipient(d: Backend, clientAddress: string): Promise<string> {
+    let group = this.#groups.get(d.route.key);
+    if (group === undefined) {
+      group = new Group(d.route);
+      this.#groups.set(d.route.key, group);
+    }
+    await group.open(this.#session, this.#ctx, this.envelope);
+    const log = { rcpt: clientAddress, user: d.user, backend: group.route.name };
+    if (group.refusal !== undefined || group.conn === undefined) {
+      this.#session.log.info({ ...log, reply: group.refusal }, 'recipient refused: backend not usable');
+      return group.refusal ?? backendFailureReply(failure('remote', 'no connection'));
+    }
+    let reply: SmtpReply;
+    try {
+      reply = await group.conn.rcpt(d.address, d.orcpt, d.forward);
+    } catch (err) {
+      const f = toFailure(err);
+      this.#session.log.warn({ ...log, failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
+      return backendFailureReply(f);
+    }
+    if (reply.code >= 200 && reply.code <= 299) {
+      this.accepted.push({ address: clientAddress, user: d.user, group });
+      group.accepted.push(this.accepted[this.accepted.length - 1] as Accepted);
+      this.#session.log.info({ ...log, address: d.address === clientAddress ? undefined : d.address }, 'recipient accepted');
+      return rcptAccepted(reply);
+    }
+    this.#session.log.info({ ...log, reply: replyLog(reply) }, 'recipient refused by the backend');
+    return relayReply(reply);
+  }
+
+  /** Send the spooled message to every group at once; one reply line per accepted recipient, in order. */
+  async deliver(spool: MessageSpool): Promise<string[]> {
+    const started = Date.now();
+    const results = new Map<Accepted, DataResult>();
+    const groups = [...this.#groups.values()].filter((g) => g.accepted.length > 0);
+    await Promise.all(
+      groups.map(async (g) => {
+        const conn = g.conn;
+        const out: DataResult[] =
+          conn === undefined ? g.accepted.map(() => ({ failure: failure('remote', 'no connection') })) : await conn.data(spool.chunks(), g.accepted.length);
+        g.accepted.forEach((a, i) => results.set(a, out[i] ?? { failure: failure('protocol', 'missing reply') }));
+      }),
+    );
+    const total = this.accepted.length;
+    return this.accepted.map((a, i) => {
+      const r = results.get(a) ?? { failure: failure('protocol', 'missing reply') };
+      const where = `<${a.address}> at ${a.group.route.name}`;
+      const stats = { rcpt: a.address, user: a.user, backend: a.group.route.name, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size };
+      if ('failure' in r) {
+        this.#session.log.warn({ ...stats, failure: r.failure.kind }, `Failed to send message to ${where}: ${r.failure.detail}`);
+        return backendFailureReply(r.failure);
+      }
+      if (r.reply.code >= 200 && r.reply.code <= 299) {
+        this.#session.log.info({ ...stats, reply: replyLog(r.reply) }, `Sent message to ${where}`);
+        return `250 ${r.reply.enhanced ?? '2.0.0'} <${a.address}> ${this.#session.id} Saved`;
+      }
+      this.#session.log.info({ ...stats, reply: replyLog(r.reply) }, `Failed to send message to ${where}`);
+      return relayReply(r.reply);
+    });
+  }
+
+  /**
+   * The client went away: connections that have not sent the terminating dot are cut, so
+   * the backend drops the message the client will send again.
+   */
+  abortUncommitted(): void {
+    for (const g of this.#groups.values()) if (g.conn !== undefined && !g.conn.committed) g.conn.destroy();
+  }
+
+  /** End of the transaction: QUIT every backend connection. */
+  close(): void {
+    for (const g of this.#groups.values()) g.conn?.quit();
+    this.#groups.clear();
+  }
+}
+
+function toFailure(err: unknown): ProxyFailure {
+  if (err instanceof ProxyFailureError) return err.failure;
+  return failure('protocol', `internal error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+function replyLog(r: SmtpReply): string {
+  return printable(`${r.code} ${r.enhanced ?? ''} ${r.lines.join(' / ')}`.replace(/ {2,}/g, ' '), 300);
+}

@@ -1,0 +1,328 @@
+/**
+ * One LMTP (or SMTP, `protocol=smtp`) connection to a backend for one transaction, as
+ * Dovecot's lmtp-proxy does it with lib-smtp: greeting, LHLO/EHLO, STARTTLS when asked
+ * (never a silent plaintext fallback), XCLIENT with the client's facts and the hop TTL when
+ * the backend offers it (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient,
+ * and DATA with one reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is
+ * bounded by the route's timeout, re-armed whenever the backend makes progress.
+ */
+import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { connectTcp, startClientTls } from '../backend/connect.js';
+import { failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
+import type { BackendTls } from '../passdb/fields.js';
+import { encodeForward, formatXclient, xtextEncode, type XclientParams } from '../backend/xclient.js';
+import { errorText } from '../errors.js';
+import { DotEncoder } from './dot.js';
+import { printable, SmtpReplyReader, type SmtpReply } from './wire.js';
+
+/** Where a group of recipients is delivered; recipients with equal keys share a connection. */
+export interface BackendRoute {
+  readonly key: string;
+  /** `host:port` for logs and health records. */
+  readonly name: string;
+  readonly protocol: 'lmtp' | 'smtp';
+  /** As the passdb gave it: for SNI and certificate checks. */
+  readonly host: string;
+  readonly address: string;
+  readonly port: number;
+  readonly sourceIp: string | undefined;
+  readonly tls: BackendTls;
+  readonly anyCert: boolean;
+  readonly notTrusted: boolean;
+  readonly timeoutMs: number;
+  /** The TTL this hop sends on. */
+  readonly ttl: number;
+  /** The co-located backend (proxy_maybe to self, or unknown users with local_backend.lmtp). */
+  readonly local: boolean;
+}
+
+export interface UpstreamContext {
+  /** Our name in LHLO. */
+  readonly hostname: string;
+  /** What XCLIENT tells the backend about the client. */
+  readonly client: XclientParams;
+  tlsOptions(host: string, anyCert: boolean): ConnectionOptions;
+}
+
+export interface Envelope {
+  /** The reverse path without brackets ('' is the null sender). */
+  readonly from: string;
+  readonly body: string | undefined;
+  readonly size: number | undefined;
+}
+
+/** What the backend said to one recipient's DATA, or why it said nothing. */
+export type DataResult = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
+
+/** XCLIENT attributes portier can fill in; only those the backend lists are sent. */
+const XCLIENT_ATTRS = ['ADDR', 'PORT', 'HELO', 'PROTO', 'SESSION', 'TTL'] as const;
+
+/** RFC 5321 §4.5.3.1.4 and Postfix's XCLIENT: a command line of at most 512 octets. */
+const MAX_XCLIENT_LINE = 510;
+
+const fault = (kind: ProxyFailure['kind'], detail: string): ProxyFailureError => new ProxyFailureError(failure(kind, detail));
+
+export class BackendConnection {
+  readonly route: BackendRoute;
+  #socket: Socket;
+  #reader = new SmtpReplyReader();
+  readonly #replies: SmtpReply[] = [];
+  #waiter: (() => void) | undefined;
+  #failure: ProxyFailure | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #caps = new Map<string, string>();
+  /** The terminating dot has been written: from then on the message may have been delivered. */
+  #committed = false;
+
+  private constructor(route: BackendRoute, socket: Socket) {
+    this.route = route;
+    this.#socket = socket;
+    this.#attach(socket);
+  }
+
+  /** Connect (and TLS for `ssl=yes`); throws ProxyFailureError. */
+  static async connect(route: BackendRoute, ctx: UpstreamContext): Promise<BackendConnection> {
+    const signal = AbortSignal.timeout(route.timeoutMs);
+    let socket: Socket = await connectTcp({ host: route.host, address: route.address, port: route.port, sourceIp: route.sourceIp }, signal);
+    if (route.tls === 'ssl' && !route.local) {
+      socket = await startClientTls(socket, route.host, ctx.tlsOptions(route.host, route.anyCert), signal);
+    }
+    return new BackendConnection(route, socket);
+  }
+
+  get failure(): ProxyFailure | undefined {
+    return this.#failure;
+  }
+
+  get committed(): boolean {
+    return this.#committed;
+  }
+
+  /** Greeting, LHLO, STARTTLS, XCLIENT, MAIL FROM; resolves with the backend's MAIL reply. */
+  async begin(ctx: UpstreamContext, envelope: Envelope): Promise<SmtpReply> {
+    const greeting = await this.#reply();
+    if (greeting.code !== 220) throw fault('remote', `backend refused the connection: ${greeting.code} ${printable(greeting.lines.join(' '))}`);
+    await this.#hello(ctx);
+    if (this.route.tls === 'starttls' && !this.route.local) {
+      if (!this.#caps.has('STARTTLS')) throw fault('config', 'backend does not offer STARTTLS');
+      const r = await this.#command('STARTTLS');
+      if (r.code !== 220) throw fault('config', `backend refused STARTTLS: ${r.code} ${printable(r.lines.join(' '))}`);
+      await this.#upgrade(ctx);
+      await this.#hello(ctx);
+    }
+    const attrs = this.#caps.get('XCLIENT');
+    if (attrs !== undefined && !this.route.notTrusted) {
+      const r = await this.#command(this.#xclient(ctx, attrs));
+      // Postfix and Dovecot answer with a new greeting; the session starts over (LHLO again).
+      if (r.code !== 220 && (r.code < 200 || r.code > 299)) {
+        throw fault('config', `backend refused XCLIENT: ${r.code} ${printable(r.lines.join(' '))}`);
+      }
+      await this.#hello(ctx);
+    }
+    let mail = `MAIL FROM:<${envelope.from}>`;
+    if (envelope.body !== undefined && this.#caps.has('8BITMIME')) mail += ` BODY=${envelope.body}`;
+    if (envelope.size !== undefined && this.#caps.has('SIZE')) mail += ` SIZE=${envelope.size}`;
+    return this.#command(mail);
+  }
+
+  /**
+   * RCPT TO for one recipient. `orcpt` is sent when the backend is Dovecot-like LMTP (which
+   * takes it without DSN, as Dovecot's proxy sends it) or advertises DSN.
+   */
+  async rcpt(address: string, orcpt: string | undefined, forward: ReadonlyMap<string, string>): Promise<SmtpReply> {
+    let line = `RCPT TO:<${address}>`;
+    if (orcpt !== undefined && (this.route.protocol === 'lmtp' || this.#caps.has('DSN'))) line += ` ORCPT=${orcpt}`;
+    if (forward.size > 0 && this.#caps.has('XRCPTFORWARD') && !this.route.notTrusted) line += ` XRCPTFORWARD=${xtextEncode(encodeForward(forward))}`;
+    return this.#command(line);
+  }
+
+  /**
+   * DATA and the message, then the replies: one per recipient for LMTP, one for all for
+   * SMTP. A failure before the terminating dot means nothing was delivered; after it, the
+   * recipients still waiting for a reply are unknown, and get the failure (a temporary reply).
+   */
+  async data(message: AsyncIterable<Buffer>, recipients: number): Promise<DataResult[]> {
+    const results: DataResult[] = [];
+    try {
+      const go = await this.#command('DATA');
+      if (go.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go }));
+      const enc = new DotEncoder();
+      for await (const chunk of message) {
+        for (const part of enc.push(chunk)) await this.#write(part);
+      }
+      this.#committed = true;
+      await this.#write(enc.end());
+      const expected = this.route.protocol === 'lmtp' ? recipients : 1;
+      for (let i = 0; i < expected; i++) results.push({ reply: await this.#reply() });
+      if (this.route.protocol === 'smtp') {
+        const only = results[0];
+        while (only !== undefined && results.length < recipients) results.push(only);
+      }
+      return results;
+    } catch (err) {
+      const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
+      while (results.length < recipients) results.push({ failure: f });
+      return results;
+    }
+  }
+
+  /** Polite end: QUIT, then close without waiting long for the reply. */
+  quit(): void {
+    if (this.#failure !== undefined) {
+      this.#socket.destroy();
+      return;
+    }
+    this.#fail(failure('remote', 'closed by portier'));
+    this.#socket.end('QUIT\r\n');
+    const s = this.#socket;
+    setTimeout(() => s.destroy(), 1000).unref();
+  }
+
+  /** Abort now (before the terminating dot this cancels the message on the backend). */
+  destroy(): void {
+    this.#fail(failure('remote', 'aborted by portier'));
+    this.#socket.destroy();
+  }
+
+  async #hello(ctx: UpstreamContext): Promise<void> {
+    const verb = this.route.protocol === 'lmtp' ? 'LHLO' : 'EHLO';
+    const r = await this.#command(`${verb} ${ctx.hostname}`);
+    if (r.code !== 250) throw fault('protocol', `backend refused ${verb}: ${r.code} ${printable(r.lines.join(' '))}`);
+    this.#caps = new Map();
+    for (const line of r.lines.slice(1)) {
+      const [word = '', ...rest] = line.trim().split(/\s+/);
+      this.#caps.set(word.toUpperCase(), rest.join(' ').toUpperCase());
+    }
+  }
+
+  #xclient(ctx: UpstreamContext, offered: string): string {
+    const allowed = new Set(offered.split(/\s+/));
+    const c = ctx.client;
+    const pick = <K extends (typeof XCLIENT_ATTRS)[number]>(attr: K, v: XclientParams[Lowercase<K>]): XclientParams[Lowercase<K>] | undefined =>
+      allowed.has(attr) ? v : undefined;
+    const params: XclientParams = {
+      addr: pick('ADDR', c.addr),
+      port: pick('PORT', c.port),
+      helo: pick('HELO', c.helo),
+      proto: pick('PROTO', c.proto),
+      session: pick('SESSION', c.session),
+      ttl: pick('TTL', this.route.ttl),
+    };
+    const line = formatXclient(params);
+    // A long HELO name is the only attribute that can push the line over the limit: drop it.
+    return line.length <= MAX_XCLIENT_LINE ? line : formatXclient({ ...params, helo: undefined });
+  }
+
+  async #upgrade(ctx: UpstreamContext): Promise<void> {
+    this.#detach(this.#socket);
+    // Anything the backend sent after its 220 would be a response injection: dropped.
+    this.#reader = new SmtpReplyReader();
+    this.#replies.length = 0;
+    const signal = AbortSignal.timeout(this.route.timeoutMs);
+    const tls = await startClientTls(this.#socket, this.route.host, ctx.tlsOptions(this.route.host, this.route.anyCert), signal);
+    this.#socket = tls;
+    this.#attach(tls);
+  }
+
+  #command(line: string): Promise<SmtpReply> {
+    this.#socket.write(`${line}\r\n`);
+    return this.#reply();
+  }
+
+  /** The next reply; throws the connection's failure (closed, bad reply, timeout). */
+  async #reply(): Promise<SmtpReply> {
+    for (;;) {
+      const r = this.#replies.shift();
+      if (r !== undefined) return r;
+      if (this.#failure !== undefined) throw new ProxyFailureError(this.#failure);
+      await this.#wait();
+    }
+  }
+
+  async #write(data: Buffer): Promise<void> {
+    if (this.#failure !== undefined) throw new ProxyFailureError(this.#failure);
+    if (this.#socket.write(data)) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.#socket.off('drain', done);
+        this.#waiter = undefined;
+        resolve();
+      };
+      this.#socket.once('drain', done);
+      this.#waiter = done;
+      this.#arm();
+    });
+    this.#disarm();
+    if (this.#failure !== undefined) throw new ProxyFailureError(this.#failure);
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiter = () => {
+        this.#waiter = undefined;
+        this.#disarm();
+        resolve();
+      };
+      this.#arm();
+    });
+  }
+
+  /** The timeout runs while portier waits for the backend, and restarts when it makes progress. */
+  #arm(): void {
+    this.#disarm();
+    this.#timer = setTimeout(() => {
+      this.#fail(failure('timeout', `backend ${this.route.name} did not answer within ${this.route.timeoutMs} ms`));
+      this.#socket.destroy();
+    }, this.route.timeoutMs);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #attach(socket: Socket): void {
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.on('end', this.#onClose);
+  }
+
+  #detach(socket: Socket): void {
+    socket.off('data', this.#onData);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onClose);
+    socket.off('end', this.#onClose);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#timer !== undefined) this.#arm();
+    this.#reader.push(chunk);
+    for (let ev = this.#reader.next(); ev !== null; ev = this.#reader.next()) {
+      if (ev.kind === 'error') {
+        this.#fail(failure('protocol', `backend ${this.route.name}: ${ev.detail}`));
+        this.#socket.destroy();
+        return;
+      }
+      this.#replies.push(ev.reply);
+    }
+    this.#wake();
+  };
+
+  readonly #onError = (err: Error): void => this.#fail(failure('remote', `backend ${this.route.name} connection error: ${errorText(err)}`));
+
+  readonly #onClose = (): void => this.#fail(failure('remote', `backend ${this.route.name} closed the connection`));
+
+  #fail(f: ProxyFailure): void {
+    this.#failure ??= f;
+    this.#disarm();
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+}

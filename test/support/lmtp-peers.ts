@@ -1,0 +1,197 @@
+/**
+ * Peers for LMTP proxy tests: python3 smtplib.LMTP as a real client (with one DATA reply per
+ * accepted recipient, read by smtplib's own getreply), swaks, an SMTP reply reader over a
+ * LineClient, and scripted misbehaving LMTP backends (silent, dying mid-DATA, answering only
+ * some recipients) for failures a real server will not produce on demand.
+ */
+import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { LineClient } from './lines.js';
+
+export interface SmtplibSpec {
+  port: number;
+  host?: string;
+  source?: string;
+  from: string;
+  rcpts: string[];
+  message: Buffer;
+  /** Extra MAIL parameters (e.g. `SIZE=123`). */
+  mailOptions?: string[];
+  /** STARTTLS first, verifying the server with this CA file. */
+  starttlsCa?: string;
+  /** Send XCLIENT attributes first (a trusted MTA forwarding its client). */
+  xclient?: string;
+}
+
+export interface SmtplibResult {
+  lhlo?: [number, string];
+  starttls?: [number, string];
+  xclient?: [number, string];
+  mail?: [number, string];
+  rcpt: [number, string][];
+  data: [number, string][];
+  error?: string;
+}
+
+const SMTPLIB = String.raw`
+import base64, json, smtplib, ssl, sys
+spec = json.loads(sys.stdin.read())
+out = {'rcpt': [], 'data': []}
+def pair(r):
+    return [r[0], r[1].decode('latin1') if isinstance(r[1], bytes) else str(r[1])]
+try:
+    c = smtplib.LMTP(spec['host'], spec['port'], local_hostname='mta.test', source_address=(spec['source'], 0), timeout=120)
+    out['lhlo'] = pair(c.ehlo())
+    if spec.get('xclient'):
+        out['xclient'] = pair(c.docmd('XCLIENT', spec['xclient']))
+        out['lhlo'] = pair(c.ehlo())
+    if spec.get('starttlsCa'):
+        out['starttls'] = pair(c.starttls(context=ssl.create_default_context(cafile=spec['starttlsCa'])))
+        out['lhlo'] = pair(c.ehlo())
+    out['mail'] = pair(c.mail(spec['from'], spec.get('mailOptions', [])))
+    for r in spec['rcpts']:
+        out['rcpt'].append(pair(c.rcpt(r)))
+    accepted = sum(1 for r in out['rcpt'] if r[0] == 250)
+    if out['mail'][0] == 250 and accepted > 0:
+        # smtplib's data() stuffs dots and reads the first reply; LMTP sends one per recipient.
+        out['data'].append(pair(c.data(base64.b64decode(spec['message']))))
+        for _ in range(accepted - 1):
+            out['data'].append(pair(c.getreply()))
+    c.quit()
+except Exception as e:
+    out['error'] = '%s: %s' % (type(e).__name__, e)
+print(json.dumps(out))
+`;
+
+/** One LMTP transaction with python3's smtplib, from 127.0.0.5 unless told otherwise. */
+export function smtplib(spec: SmtplibSpec): Promise<SmtplibResult> {
+  const input = JSON.stringify({ ...spec, host: spec.host ?? '127.0.0.1', source: spec.source ?? '127.0.0.5', message: spec.message.toString('base64') });
+  return new Promise((resolve, reject) => {
+    const child = execFile('python3', ['-c', SMTPLIB], { timeout: 180_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`smtplib failed: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as SmtplibResult);
+    });
+    child.stdin?.end(input);
+  });
+}
+
+/** swaks (Debian's), speaking LMTP; resolves with its transcript (exit code is not an error). */
+export function swaks(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile('swaks', ['--protocol', 'LMTP', '--timeout', '30', ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+      resolve({ code, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+/** One SMTP reply from a LineClient: its lines up to the one with `ddd ` (the last). */
+export async function readReply(c: LineClient, timeoutMs = 10_000): Promise<string[]> {
+  const lines: string[] = [];
+  for (;;) {
+    const l = await c.line(timeoutMs);
+    lines.push(l);
+    if (!/^\d{3}-/.test(l)) return lines;
+  }
+}
+
+/** The last line of the next reply (what matters for single-line replies). */
+export async function reply(c: LineClient, timeoutMs = 10_000): Promise<string> {
+  const lines = await readReply(c, timeoutMs);
+  return lines[lines.length - 1] ?? '';
+}
+
+export type FakeBehaviour =
+  /** Accept connections and never say a word. */
+  | { kind: 'silent' }
+  /** Speak LMTP, accept every recipient, then close the connection after this many DATA bytes. */
+  | { kind: 'die-in-data'; afterBytes: number }
+  /** Speak LMTP, take the whole message, answer only the first `replies` recipients, then close. */
+  | { kind: 'partial-replies'; replies: number };
+
+export interface FakeLmtp {
+  readonly host: string;
+  readonly port: number;
+  /** Bytes of DATA content each connection received (to prove what was sent). */
+  readonly received: Buffer[];
+  /** Connections accepted so far. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+/** A scripted LMTP backend on `host` (a loopback address) for failure modes. */
+export async function startFakeLmtp(host: string, behaviour: FakeBehaviour): Promise<FakeLmtp> {
+  const sockets = new Set<Socket>();
+  const received: Buffer[] = [];
+  let count = 0;
+  const server: Server = createServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    if (behaviour.kind === 'silent') return;
+    socket.write('220 fake LMTP\r\n');
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    let rcpts = 0;
+    const data: Buffer[] = [];
+    let dataBytes = 0;
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          const take = end < 0 ? buf : buf.subarray(0, end + 2);
+          data.push(Buffer.from(take));
+          dataBytes += take.length;
+          if (behaviour.kind === 'die-in-data' && dataBytes >= behaviour.afterBytes) {
+            received.push(Buffer.concat(data));
+            socket.destroy();
+            return;
+          }
+          if (end < 0) {
+            buf = Buffer.alloc(0);
+            return;
+          }
+          buf = buf.subarray(end + 5);
+          inData = false;
+          received.push(Buffer.concat(data));
+          const n = behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
+          for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
+          socket.destroy();
+          return;
+        }
+        const lf = buf.indexOf('\n');
+        if (lf < 0) return;
+        const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
+        buf = buf.subarray(lf + 1);
+        const verb = line.split(' ')[0]?.toUpperCase();
+        if (verb === 'LHLO') socket.write('250-fake\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n');
+        else if (verb === 'MAIL') socket.write('250 2.1.0 OK\r\n');
+        else if (verb === 'RCPT') {
+          rcpts++;
+          socket.write('250 2.1.5 OK\r\n');
+        } else if (verb === 'DATA') {
+          inData = true;
+          socket.write('354 OK\r\n');
+        } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
+        else socket.write('500 5.5.1 Unknown command\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0 }, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host,
+    port,
+    received,
+    connections: () => count,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
