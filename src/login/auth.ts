@@ -27,6 +27,8 @@ export interface LoginCredentials {
    * response is checked against the passdb's stored credentials.
    */
   readonly challenge?: { verify(stored: StoredCredentials): boolean } | undefined;
+  /** EXTERNAL: the identity (authcid) was proven by a verified TLS client certificate. */
+  readonly external?: boolean | undefined;
 }
 
 /**
@@ -36,7 +38,7 @@ export interface LoginCredentials {
 export function saslLogin(mech: string, c: SaslCredentials): LoginCredentials | null {
   if (c.type === 'cram-md5') return cramMd5Login(c);
   if (c.type === 'password') return { mech, authcid: c.authcid, authzid: c.authzid, password: c.password };
-  return null;
+  return { mech: 'EXTERNAL', authcid: c.authcid, authzid: c.authzid, password: Buffer.alloc(0), external: true };
 }
 
 /** The login core's view of a finished CRAM-MD5 exchange (RFC 2195). */
@@ -104,6 +106,7 @@ export async function authenticate(session: ClientSession, creds: LoginCredentia
 
 async function decide(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
   const { config, passdbs } = session.runtime;
+  if (creds.external === true) return decideExternal(session, creds);
   let login = creds.authcid;
   let master: string | undefined;
   const sep = config.auth_master_user_separator;
@@ -182,6 +185,30 @@ async function decideChallenge(
   if (outcome.kind === 'proxy' && outcome.password.length === 0) {
     session.log.error({ user: outcome.user, mech: creds.mech }, 'cannot proxy this login: the client sent no password and the passdb gives none for the backend (set pass, or master and pass, or store the password as PLAIN)');
     return { kind: 'tempfail', why: `${creds.mech} login without a backend password` };
+  }
+  return outcome;
+}
+
+/**
+ * EXTERNAL (RFC 4422 App. A): the certificate names the user, so the passdbs are asked for the
+ * user's fields only (no password). An authorization id other than that user is refused; the
+ * backend password must come from the passdb (`pass`, or `master` + `pass`).
+ */
+async function decideExternal(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
+  const { config, passdbs } = session.runtime;
+  if (creds.authzid !== undefined && creds.authzid !== '' && creds.authzid !== creds.authcid) {
+    return { kind: 'failed', why: `EXTERNAL: authorization id ${creds.authzid} is not the certificate's user ${creds.authcid}` };
+  }
+  const user = normalizeUser(creds.authcid, config.auth_username_format, config.auth_username_chars);
+  if (user === null) return { kind: 'failed', why: 'invalid user name in the client certificate' };
+  session.user = user;
+  const found = await passdbs.authenticate({ ...requestBase(session, creds, creds.authcid), user, password: undefined });
+  if (found.kind === 'tempfail') return { kind: 'tempfail', why: found.reason };
+  if (found.kind !== 'ok') return { kind: 'failed', why: `EXTERNAL: ${found.kind === 'unknown' ? 'unknown user' : 'refused by the passdb'} ${user}` };
+  const outcome = route(session, found.user, found.fields, Buffer.alloc(0), undefined);
+  if (outcome.kind === 'proxy' && outcome.password.length === 0) {
+    session.log.error({ user: outcome.user, mech: 'EXTERNAL' }, 'cannot proxy this login: the client sent no password and the passdb gives none for the backend (set pass, or master and pass)');
+    return { kind: 'tempfail', why: 'EXTERNAL login without a backend password' };
   }
   return outcome;
 }
