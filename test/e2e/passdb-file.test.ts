@@ -32,7 +32,7 @@ passdb:
 `;
 
 const line = (user: string, pw: string): string =>
-  `${user}:${doveadmHash('SHA256-CRYPT', Buffer.from(pw))}::::::proxy=y host=${backend.host} port=${backend.ports.imap} destuser=%n@%d\n`;
+  `${user}:${doveadmHash('SHA256-CRYPT', Buffer.from(pw))}::::::proxy=y host=${backend.host} port=${backend.ports.imap} destuser=%n@%d uid=1000 frobnicate=1\n`;
 
 function domainFile(domain: string, text: string): void {
   mkdirSync(join(px.dir, 'domains', domain), { recursive: true });
@@ -79,6 +79,9 @@ describe('passwd-file', () => {
     expect(await reply('alice@a.test', 'alice-pw')).toMatch(/^a OK \[CAPABILITY /);
     await backend.waitForLog(/Login: user=<alice@a\.test>/, 5000, from);
     expect(await reply('bob@b.test', 'bob-pw')).toMatch(/^a OK /);
+    // Fields portier does not use are kept and reported at debug level, userdb ones silently.
+    const unknown = await px.waitForLog((l) => l.msg === 'passdb returned fields portier does not use');
+    expect(unknown['fields']).toEqual(['frobnicate']);
     expect(await reply('alice@b.test', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
     expect(await reply('alice@c.test', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
     expect(await reply('alice@..', 'alice-pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
