@@ -196,7 +196,7 @@ describe('portier auth cache flush', () => {
     try {
       // Log in until both workers hold alice's entry (connections are spread by the kernel).
       let entries = 0;
-      for (let i = 0; i < 60 && entries < 2; i++) {
+      for (let i = 0; i < 200 && entries < 2; i++) {
         expect(await reply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
         const stats = await adminRequest(s.socket, 'AUTH-CACHE-STATS');
         entries = Number(/entries=(\d+)/.exec(stats)?.[1] ?? '0');
