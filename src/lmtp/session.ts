@@ -76,6 +76,8 @@ export class LmtpSession implements LmtpContext {
       }
     });
     socket.on('end', () => {
+      // After STARTTLS the plaintext socket is not ours to read any more.
+      if (socket !== this.session.socket) return;
       this.#inputEnded = true;
       // A message cut off before its end is not delivered anywhere.
       if (this.#mode === 'data') this.session.close('client_disconnected', 'Disconnected: client closed the connection during DATA');

@@ -104,6 +104,8 @@ export async function reply(c: LineClient, timeoutMs = 10_000): Promise<string> 
 export type FakeBehaviour =
   /** Accept connections and never say a word. */
   | { kind: 'silent' }
+  /** A well-behaved LMTP server: every recipient accepted, every message saved. */
+  | { kind: 'ok' }
   /** Speak LMTP, accept every recipient, then close the connection after this many DATA bytes. */
   | { kind: 'die-in-data'; afterBytes: number }
   /** Speak LMTP, take the whole message, answer only the first `replies` recipients, then close. */
@@ -112,6 +114,8 @@ export type FakeBehaviour =
 export interface FakeLmtp {
   readonly host: string;
   readonly port: number;
+  /** Every command line received, in order, over all connections. */
+  readonly lines: string[];
   /** Bytes of DATA content each connection received (to prove what was sent). */
   readonly received: Buffer[];
   /** Connections accepted so far. */
@@ -120,9 +124,10 @@ export interface FakeLmtp {
 }
 
 /** A scripted LMTP backend on `host` (a loopback address) for failure modes. */
-export async function startFakeLmtp(host: string, behaviour: FakeBehaviour): Promise<FakeLmtp> {
+export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps: string[] = []): Promise<FakeLmtp> {
   const sockets = new Set<Socket>();
   const received: Buffer[] = [];
+  const lines: string[] = [];
   let count = 0;
   const server: Server = createServer((socket) => {
     count++;
@@ -158,15 +163,23 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour): Pro
           received.push(Buffer.concat(data));
           const n = behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
           for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
-          socket.destroy();
-          return;
+          rcpts = 0;
+          data.length = 0;
+          dataBytes = 0;
+          if (behaviour.kind !== 'ok') {
+            socket.destroy();
+            return;
+          }
+          continue;
         }
         const lf = buf.indexOf('\n');
         if (lf < 0) return;
         const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
         buf = buf.subarray(lf + 1);
+        lines.push(line);
         const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === 'LHLO') socket.write('250-fake\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n');
+        if (verb === 'LHLO') socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
+        else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
         else if (verb === 'MAIL') socket.write('250 2.1.0 OK\r\n');
         else if (verb === 'RCPT') {
           rcpts++;
@@ -187,6 +200,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour): Pro
   return {
     host,
     port,
+    lines,
     received,
     connections: () => count,
     async close() {

@@ -1,0 +1,250 @@
+/**
+ * LMTP failure modes: a backend that times out, one that dies in the middle of DATA, one that
+ * answers only some recipients (scripted fake backends next to a real Dovecot), exactly what
+ * portier sends upstream (XCLIENT, ORCPT), a message over the size limit, a client that goes
+ * away mid-DATA, abusive clients while another delivers, and 421 on shutdown.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
+import { LineClient } from '../support/lines.js';
+import { readReply, reply, smtplib, startFakeLmtp, type FakeLmtp } from '../support/lmtp-peers.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+
+const CLIENT_IP = '127.0.0.5';
+const MTA_IP = '127.0.0.6';
+const FAKE_IP = '127.0.0.7';
+const XCLIENT_CAP = 'XCLIENT ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT';
+let a: DovecotBackend;
+let silent: FakeLmtp;
+let dies: FakeLmtp;
+let partial: FakeLmtp;
+let good: FakeLmtp;
+let untrusting: FakeLmtp;
+let px: RunningPortier;
+let small: RunningPortier;
+
+function users(): string {
+  const at = (host: string, port: number, extra = ''): string => `proxy=y host=${host} port=${port}${extra}`;
+  return [
+    `alice@a.example:::::::${at(a.host, a.ports.lmtp)}`,
+    `slow@x.example:::::::${at(FAKE_IP, silent.port, ' proxy_timeout=1')}`,
+    `die@x.example:::::::${at(FAKE_IP, dies.port)}`,
+    `p1@x.example:::::::${at(FAKE_IP, partial.port)}`,
+    `p2@x.example:::::::${at(FAKE_IP, partial.port)}`,
+    `xc@x.example:::::::${at(FAKE_IP, good.port)}`,
+    `ren@x.example:::::::${at(FAKE_IP, good.port, ' destuser=other@x.example')}`,
+    `nt@x.example:::::::${at(FAKE_IP, untrusting.port, ' proxy_not_trusted=y')}`,
+    '',
+  ].join('\n');
+}
+
+function config(extra = ''): string {
+  return `
+protocols: lmtp
+listen: 127.0.0.1
+ssl: no
+login_trusted_networks: ${MTA_IP}
+log_level: debug
+passdb:
+  - driver: passwd-file
+    args: scheme=PLAIN {{dir}}/users
+service:
+  lmtp:
+    inet_listener:
+      lmtp: { port: {{port}} }
+${extra}`;
+}
+
+function message(subject: string, body = 'Hello.\r\n'): Buffer {
+  return Buffer.from(`From: sender@example.org\r\nSubject: ${subject}\r\n\r\n${body}`);
+}
+
+async function inbox(user: string, subject: string): Promise<Buffer[]> {
+  return (await a.listMessages(user)).filter((m) => m.includes(`Subject: ${subject}\r\n`));
+}
+
+async function client(p: RunningPortier = px, from = CLIENT_IP): Promise<LineClient> {
+  const l = await LineClient.connect(p.port('lmtp'), { localAddress: from });
+  expect(await reply(l)).toMatch(/^220 /);
+  return l;
+}
+
+beforeAll(async () => {
+  a = await startDovecot({ address: '127.0.0.2', protocols: ['lmtp'], trustedNetworks: ['127.0.0.1'], users: [{ user: 'alice@a.example', password: 'x' }] });
+  [silent, dies, partial, good, untrusting] = await Promise.all([
+    startFakeLmtp(FAKE_IP, { kind: 'silent' }),
+    startFakeLmtp(FAKE_IP, { kind: 'die-in-data', afterBytes: 64 * 1024 }),
+    startFakeLmtp(FAKE_IP, { kind: 'partial-replies', replies: 1 }),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, [XCLIENT_CAP]),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, [XCLIENT_CAP]),
+  ]);
+  px = await startPortier(config(), { users: users() });
+  small = await startPortier(config('lmtp_max_mail_size: 100k\nshutdown_timeout: 5s\n'), { users: users() });
+});
+
+afterAll(async () => {
+  await px?.stop();
+  await small?.stop();
+  await Promise.all([silent, dies, partial, good, untrusting].map((f) => f?.close()));
+  await a?.stop();
+});
+
+describe('backend failures are per backend, and nothing is delivered twice', () => {
+  test('a backend that does not answer within proxy_timeout: 451 (timed out) for its recipient only', async () => {
+    const started = Date.now();
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['slow@x.example', 'alice@a.example'], message: message('slow-one') });
+    expect(r.rcpt).toEqual([
+      [451, '4.4.0 Remote server not answering (timed out)'],
+      [250, '2.1.5 OK'],
+    ]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(r.data.map((x) => x[0])).toEqual([250]);
+    expect(await inbox('alice@a.example', 'slow-one')).toHaveLength(1);
+  });
+
+  test('a backend that dies in the middle of DATA: 451 for exactly its recipient, the other is saved once', async () => {
+    const msg = message('dies-mid-data', `${'x'.repeat(76)}\r\n`.repeat(3000));
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['alice@a.example', 'die@x.example'], message: msg });
+    expect(r.rcpt.map((x) => x[0])).toEqual([250, 250]);
+    expect(r.data[0]?.[1]).toMatch(/^2\.0\.0 <alice@a\.example> /);
+    expect(r.data[1]).toEqual([451, '4.4.0 Remote server not answering (connection lost)']);
+    expect(dies.received.at(-1)?.length).toBeLessThan(msg.length);
+    expect(await inbox('alice@a.example', 'dies-mid-data')).toEqual([msg]);
+  });
+
+  test('a backend that answers one of its two recipients and closes: 250 for that one, 451 for the other', async () => {
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['p1@x.example', 'alice@a.example', 'p2@x.example'], message: message('partial') });
+    expect(r.rcpt.map((x) => x[0])).toEqual([250, 250, 250]);
+    expect(r.data.map((x) => x[0])).toEqual([250, 250, 451]);
+    expect(r.data[0]?.[1]).toMatch(/^2\.0\.0 <p1@x\.example> /);
+    expect(r.data[1]?.[1]).toMatch(/^2\.0\.0 <alice@a\.example> /);
+    expect(r.data[2]).toEqual([451, '4.4.0 Remote server not answering (connection lost)']);
+    expect(partial.connections()).toBe(1);
+  });
+
+  test('a client that goes away in the middle of DATA: nothing is delivered', async () => {
+    const l = await client();
+    l.write('LHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
+    await readReply(l);
+    expect(await reply(l)).toBe('250 2.1.0 OK');
+    expect(await reply(l)).toBe('250 2.1.5 OK');
+    expect(await reply(l)).toBe('354 OK');
+    l.write(message('cut-off', 'half a message\r\n'));
+    await new Promise((r) => setTimeout(r, 100));
+    l.socket.destroy();
+    await px.waitForLog((x) => x.reason === 'client_disconnected' && typeof x.session === 'string');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await inbox('alice@a.example', 'cut-off')).toEqual([]);
+  });
+});
+
+describe('what portier sends to backends', () => {
+  test('XCLIENT with ADDR, PORT, HELO, PROTO, SESSION and the lowered TTL; then LHLO again', async () => {
+    const before = good.lines.length;
+    const r = await smtplib({ port: px.port('lmtp'), from: 'x@example.org', rcpts: ['xc@x.example'], message: message('xclient-line') });
+    expect(r.data.map((x) => x[0])).toEqual([250]);
+    const id = /<xc@x\.example> (\S+) Saved/.exec(r.data[0]?.[1] ?? '')?.[1] ?? '';
+    const sent = good.lines.slice(before);
+    expect(sent[0]).toMatch(/^LHLO \S+$/);
+    expect(sent[1]).toMatch(new RegExp(`^XCLIENT ADDR=127\\.0\\.0\\.5 PORT=\\d+ HELO=mta\\.test PROTO=LMTP SESSION=${id} TTL=4$`));
+    expect(sent.slice(2)).toEqual([sent[0], 'MAIL FROM:<x@example.org>', 'RCPT TO:<xc@x.example>', 'DATA', 'QUIT']);
+    // A trusted MTA's TTL goes down by one per hop.
+    const hop = good.lines.length;
+    const viaMta = await smtplib({ port: px.port('lmtp'), source: MTA_IP, xclient: 'ADDR=192.0.2.9 TTL=3', from: '', rcpts: ['xc@x.example'], message: message('xclient-ttl') });
+    expect(viaMta.data.map((x) => x[0])).toEqual([250]);
+    expect(good.lines.slice(hop).find((l) => l.startsWith('XCLIENT'))).toMatch(/^XCLIENT ADDR=192\.0\.2\.9 PORT=\d+ HELO=mta\.test PROTO=LMTP SESSION=\S+ TTL=2$/);
+  });
+
+  test('destuser: RCPT to the new address with ORCPT=rfc822;<original>', async () => {
+    const before = good.lines.length;
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['ren+tag@x.example'], message: message('orcpt') });
+    expect(r.data.map((x) => x[0])).toEqual([250]);
+    expect(good.lines.slice(before)).toContain('RCPT TO:<other+tag@x.example> ORCPT=rfc822;ren+2Btag@x.example');
+  });
+
+  test('proxy_not_trusted: no XCLIENT even when the backend offers it', async () => {
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['nt@x.example'], message: message('not-trusted') });
+    expect(r.data.map((x) => x[0])).toEqual([250]);
+    expect(untrusting.lines.some((l) => l.startsWith('XCLIENT'))).toBe(false);
+    expect(untrusting.lines).toContain('RCPT TO:<nt@x.example>');
+  });
+});
+
+describe('limits and abusive clients', () => {
+  test('a message over lmtp_max_mail_size (no SIZE declared): 552 per recipient, nothing stored, the session goes on', async () => {
+    const l = await client(small);
+    l.write('LHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nRCPT TO:<xc@x.example>\r\nDATA\r\n');
+    expect(await readReply(l)).toContain('250 SIZE 102400');
+    for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
+    l.write(Buffer.concat([message('too-big', `${'y'.repeat(98)}\r\n`.repeat(3000)), Buffer.from('.\r\n')]));
+    expect(await reply(l)).toBe('552 5.3.4 Message too big for system');
+    expect(await reply(l)).toBe('552 5.3.4 Message too big for system');
+    l.write('MAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
+    for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
+    l.write(Buffer.concat([message('small-enough'), Buffer.from('.\r\nQUIT\r\n')]));
+    expect(await reply(l)).toMatch(/^250 2\.0\.0 <alice@a\.example> /);
+    expect(await reply(l)).toBe('221 2.0.0 Bye');
+    expect(await inbox('alice@a.example', 'too-big')).toEqual([]);
+    expect(await inbox('alice@a.example', 'small-enough')).toHaveLength(1);
+  });
+
+  test('a huge line, garbage and too many bad commands get clear replies and a close, while another client delivers', async () => {
+    const host = px.portier.runtime.hostname;
+    const huge = (async () => {
+      const l = await client();
+      l.write('A'.repeat(10_000));
+      expect(await reply(l)).toBe(`421 4.7.0 ${host} Command line too long, closing connection`);
+      await l.waitClosed();
+    })();
+    const garbage = (async () => {
+      const l = await client();
+      l.write(Buffer.concat([randomBytes(200).map((x) => (x === 0x0a ? 0x20 : x)), Buffer.from('\r\nGET / HTTP/1.1\r\nEHLO x\r\nMAIL FROM:<>\r\n')]));
+      expect(await reply(l)).toBe('500 5.5.1 Unknown command');
+      expect(await reply(l)).toBe('500 5.5.1 Unknown command');
+      expect(await reply(l)).toBe('500 5.5.1 Unknown command');
+      expect(await reply(l)).toBe('503 5.5.1 LHLO needed first');
+      l.write('LHLO ok\r\nMAIL FROM:<not an address>\r\nRCPT TO:<alice@a.example>\r\n');
+      await readReply(l);
+      expect(await reply(l)).toBe('501 5.5.4 Invalid FROM: invalid address');
+      expect(await reply(l)).toBe('503 5.5.1 MAIL needed first');
+      l.close();
+    })();
+    const bad = (async () => {
+      const l = await client();
+      l.write('FOO\r\n'.repeat(12));
+      for (let i = 0; i < 9; i++) expect(await reply(l)).toBe('500 5.5.1 Unknown command');
+      expect(await reply(l)).toBe(`421 4.7.0 ${host} Too many invalid commands.`);
+      await l.waitClosed();
+    })();
+    const delivery = smtplib({ port: px.port('lmtp'), from: '', rcpts: ['alice@a.example'], message: message('despite-abuse') });
+    await Promise.all([huge, garbage, bad]);
+    expect((await delivery).data.map((x) => x[0])).toEqual([250]);
+    expect(await inbox('alice@a.example', 'despite-abuse')).toHaveLength(1);
+    await px.waitForLog((x) => x.reason === 'line_too_long');
+    await px.waitForLog((x) => x.reason === 'too_many_bad_commands');
+  });
+});
+
+describe('shutdown', () => {
+  test('an idle client gets 421 at once; a transaction in flight finishes first, then 421', async () => {
+    const host = small.portier.runtime.hostname;
+    const idle = await client(small);
+    idle.write('LHLO mta.test\r\n');
+    await readReply(idle);
+    const busy = await client(small);
+    busy.write('LHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
+    await readReply(busy);
+    for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(busy)).toBe(want);
+    busy.write('Subject: during-shutdown\r\n\r\nfirst half\r\n');
+    const stopping = small.stop();
+    expect(await reply(idle)).toBe(`421 4.3.2 ${host} Shutting down`);
+    await idle.waitClosed();
+    busy.write('second half\r\n.\r\n');
+    expect(await reply(busy)).toMatch(/^250 2\.0\.0 <alice@a\.example> /);
+    expect(await reply(busy)).toBe(`421 4.3.2 ${host} Shutting down`);
+    await busy.waitClosed();
+    await stopping;
+    expect(await inbox('alice@a.example', 'during-shutdown')).toEqual([Buffer.from('Subject: during-shutdown\r\n\r\nfirst half\r\nsecond half\r\n')]);
+  });
+});
