@@ -68,12 +68,12 @@ interface Attempt {
   readonly ms: number;
 }
 
-async function login(port: number, from: string, password: string): Promise<Attempt> {
+async function login(port: number, from: string, password: string, user = 'alice'): Promise<Attempt> {
   const c = await LineClient.connect(port, { localAddress: from });
   try {
     await c.line();
     const t0 = performance.now();
-    c.write(`a LOGIN alice ${password}\r\n`);
+    c.write(`a LOGIN ${user} ${password}\r\n`);
     const reply = (await c.until('a', 10_000)).at(-1) ?? '';
     return { reply, ms: performance.now() - t0 };
   } finally {
@@ -98,7 +98,7 @@ beforeAll(async () => {
     startRedis(),
   ]);
   const dir = await makeTempDir('portier-penalty-');
-  writeFileSync(join(dir, 'users'), `alice:alice-pw::::::proxy=y host=${backend.host} port=${backend.ports.imap}\n`);
+  writeFileSync(join(dir, 'users'), `alice:alice-pw::::::proxy=y host=${backend.host} port=${backend.ports.imap}\nquick:quick-pw::::::nodelay=y proxy=y host=${backend.host}\n`);
   procs.push(await startOne(dir, 'one'), await startOne(dir, 'two'));
 });
 
@@ -168,5 +168,15 @@ describe('failure penalty across two processes through Redis', () => {
     const before = delays(one.proc, ATTACKER).length;
     expect((await login(one.port, ATTACKER, 'after-reset')).reply).toMatch(/^a NO /);
     expect(delays(one.proc, ATTACKER).length).toBe(before); // not delayed
+  });
+
+  test('nodelay skips the failure delay but still counts for the penalty', async () => {
+    const [one] = procs;
+    if (one === undefined) throw new Error('not started');
+    const r = new Redis(redis.url);
+    const before = Number((await r.hget(`portier:penalty:${ATTACKER}`, 'p')) ?? '0');
+    expect((await login(one.port, ATTACKER, 'wrong-quick', 'quick')).reply).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/);
+    expect(Number(await r.hget(`portier:penalty:${ATTACKER}`, 'p'))).toBe(before + 1);
+    r.disconnect();
   });
 });
