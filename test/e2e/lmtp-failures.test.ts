@@ -10,6 +10,7 @@ import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { LineClient } from '../support/lines.js';
 import { readReply, reply, smtplib, startFakeLmtp, type FakeLmtp } from '../support/lmtp-peers.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
+import { sharedTestCa, type IssuedCert } from '../support/tlsca.js';
 
 const CLIENT_IP = '127.0.0.5';
 const MTA_IP = '127.0.0.6';
@@ -21,6 +22,10 @@ let dies: FakeLmtp;
 let partial: FakeLmtp;
 let good: FakeLmtp;
 let untrusting: FakeLmtp;
+let smtpFake: FakeLmtp;
+let tlsFake: FakeLmtp;
+let wrongNameFake: FakeLmtp;
+let caFile: string;
 let px: RunningPortier;
 let small: RunningPortier;
 
@@ -35,6 +40,13 @@ function users(): string {
     `xc@x.example:::::::${at(FAKE_IP, good.port)}`,
     `ren@x.example:::::::${at(FAKE_IP, good.port, ' destuser=other@x.example')}`,
     `nt@x.example:::::::${at(FAKE_IP, untrusting.port, ' proxy_not_trusted=y')}`,
+    `smtp1@x.example:::::::${at(FAKE_IP, smtpFake.port, ' protocol=smtp')}`,
+    `smtp2@x.example:::::::${at(FAKE_IP, smtpFake.port, ' protocol=smtp')}`,
+    `tls@x.example:::::::${at(FAKE_IP, tlsFake.port, ' ssl=yes')}`,
+    `wrongname@x.example:::::::${at(FAKE_IP, wrongNameFake.port, ' ssl=yes')}`,
+    `anycert@x.example:::::::${at(FAKE_IP, wrongNameFake.port, ' ssl=any-cert')}`,
+    `src@x.example:::::::${at(FAKE_IP, good.port, ' source_ip=127.0.0.8')}`,
+    `named@x.example:::::::proxy=y host=backend.invalid hostip=${FAKE_IP} port=${good.port}`,
     '',
   ].join('\n');
 }
@@ -44,6 +56,7 @@ function config(extra = ''): string {
 protocols: lmtp
 listen: 127.0.0.1
 ssl: no
+ssl_client_ca_file: ${caFile}
 login_trusted_networks: ${MTA_IP}
 log_level: debug
 passdb:
@@ -71,13 +84,21 @@ async function client(p: RunningPortier = px, from = CLIENT_IP): Promise<LineCli
 }
 
 beforeAll(async () => {
+  const ca = await sharedTestCa();
+  caFile = ca.caFile;
+  const [fakeCert, otherCert]: IssuedCert[] = await Promise.all([ca.issue('fake-lmtp', { sans: [FAKE_IP] }), ca.issue('other-name', { sans: ['other.example'] })]);
   a = await startDovecot({ address: '127.0.0.2', protocols: ['lmtp'], trustedNetworks: ['127.0.0.1'], users: [{ user: 'alice@a.example', password: 'x' }] });
   [silent, dies, partial, good, untrusting] = await Promise.all([
     startFakeLmtp(FAKE_IP, { kind: 'silent' }),
     startFakeLmtp(FAKE_IP, { kind: 'die-in-data', afterBytes: 64 * 1024 }),
     startFakeLmtp(FAKE_IP, { kind: 'partial-replies', replies: 1 }),
-    startFakeLmtp(FAKE_IP, { kind: 'ok' }, [XCLIENT_CAP]),
-    startFakeLmtp(FAKE_IP, { kind: 'ok' }, [XCLIENT_CAP]),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, { caps: [XCLIENT_CAP] }),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, { caps: [XCLIENT_CAP] }),
+  ]);
+  [smtpFake, tlsFake, wrongNameFake] = await Promise.all([
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, { smtp: true, caps: ['8BITMIME'] }),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, { tls: fakeCert as IssuedCert }),
+    startFakeLmtp(FAKE_IP, { kind: 'ok' }, { tls: otherCert as IssuedCert }),
   ]);
   px = await startPortier(config(), { users: users() });
   small = await startPortier(config('lmtp_max_mail_size: 100k\nshutdown_timeout: 5s\n'), { users: users() });
@@ -86,7 +107,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await px?.stop();
   await small?.stop();
-  await Promise.all([silent, dies, partial, good, untrusting].map((f) => f?.close()));
+  await Promise.all([silent, dies, partial, good, untrusting, smtpFake, tlsFake, wrongNameFake].map((f) => f?.close()));
   await a?.stop();
 });
 
@@ -168,6 +189,38 @@ describe('what portier sends to backends', () => {
     expect(r.data.map((x) => x[0])).toEqual([250]);
     expect(untrusting.lines.some((l) => l.startsWith('XCLIENT'))).toBe(false);
     expect(untrusting.lines).toContain('RCPT TO:<nt@x.example>');
+  });
+});
+
+describe('passdb fields for LMTP', () => {
+  test('protocol=smtp: EHLO, and the one DATA reply answers every recipient of that backend', async () => {
+    const before = smtpFake.lines.length;
+    const r = await smtplib({ port: px.port('lmtp'), from: 's@example.org', mailOptions: ['BODY=8BITMIME'], rcpts: ['smtp1@x.example', 'alice@a.example', 'smtp2@x.example'], message: message('via-smtp') });
+    expect(r.rcpt.map((x) => x[0])).toEqual([250, 250, 250]);
+    expect(r.data.map((x) => x[0])).toEqual([250, 250, 250]);
+    const sent = smtpFake.lines.slice(before);
+    expect(sent[0]).toMatch(/^EHLO /);
+    expect(sent.slice(1)).toEqual(['MAIL FROM:<s@example.org> BODY=8BITMIME', 'RCPT TO:<smtp1@x.example>', 'RCPT TO:<smtp2@x.example>', 'DATA', 'QUIT']);
+    expect(smtpFake.received.at(-1)?.toString()).toContain('Subject: via-smtp\r\n');
+  });
+
+  test('ssl=yes: implicit TLS with the certificate verified; a wrong name is refused, ssl=any-cert accepts it', async () => {
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['tls@x.example', 'wrongname@x.example', 'anycert@x.example'], message: message('backend-ssl') });
+    expect(r.rcpt).toEqual([
+      [250, '2.1.5 OK'],
+      [451, '4.4.0 Remote server not answering (TLS)'],
+      [250, '2.1.5 OK'],
+    ]);
+    expect(r.data.map((x) => x[0])).toEqual([250, 250]);
+    expect(tlsFake.received.at(-1)?.toString()).toContain('Subject: backend-ssl\r\n');
+    expect(wrongNameFake.received.at(-1)?.toString()).toContain('Subject: backend-ssl\r\n');
+  });
+
+  test('source_ip picks the address portier connects from; hostip skips DNS for a host name', async () => {
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['src@x.example', 'named@x.example'], message: message('source-ip') });
+    expect(r.data.map((x) => x[0])).toEqual([250, 250]);
+    // Different source addresses: two connections to the same backend.
+    expect(good.peers.slice(-2).sort()).toEqual(['127.0.0.1', '127.0.0.8']);
   });
 });
 

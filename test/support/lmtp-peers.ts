@@ -5,7 +5,9 @@
  * some recipients) for failures a real server will not produce on demand.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { LineClient } from './lines.js';
 
 export interface SmtplibSpec {
@@ -116,6 +118,8 @@ export interface FakeLmtp {
   readonly port: number;
   /** Every command line received, in order, over all connections. */
   readonly lines: string[];
+  /** The remote address of each connection (to see source_ip at work). */
+  readonly peers: string[];
   /** Bytes of DATA content each connection received (to prove what was sent). */
   readonly received: Buffer[];
   /** Connections accepted so far. */
@@ -123,14 +127,26 @@ export interface FakeLmtp {
   close(): Promise<void>;
 }
 
-/** A scripted LMTP backend on `host` (a loopback address) for failure modes. */
-export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps: string[] = []): Promise<FakeLmtp> {
+export interface FakeOptions {
+  /** Extra LHLO/EHLO capability lines. */
+  caps?: string[];
+  /** Speak SMTP: EHLO, and one DATA reply for all recipients. */
+  smtp?: boolean;
+  /** Implicit TLS with this certificate. */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** A scripted LMTP (or SMTP) backend on `host` (a loopback address) for failure modes. */
+export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts: FakeOptions = {}): Promise<FakeLmtp> {
+  const caps = opts.caps ?? [];
   const sockets = new Set<Socket>();
   const received: Buffer[] = [];
   const lines: string[] = [];
+  const peers: string[] = [];
   let count = 0;
-  const server: Server = createServer((socket) => {
+  const onConnection = (socket: Socket): void => {
     count++;
+    peers.push(socket.remoteAddress ?? '');
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -161,7 +177,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps
           buf = buf.subarray(end + 5);
           inData = false;
           received.push(Buffer.concat(data));
-          const n = behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
+          const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
           for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
           rcpts = 0;
           data.length = 0;
@@ -178,7 +194,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps
         buf = buf.subarray(lf + 1);
         lines.push(line);
         const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === 'LHLO') socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
+        if (verb === (opts.smtp === true ? 'EHLO' : 'LHLO')) socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
         else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
         else if (verb === 'MAIL') socket.write('250 2.1.0 OK\r\n');
         else if (verb === 'RCPT') {
@@ -191,7 +207,10 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps
         else socket.write('500 5.5.1 Unknown command\r\n');
       }
     });
-  });
+  };
+  const server: Server = opts.tls === undefined
+    ? createServer(onConnection)
+    : createTlsServer({ cert: readFileSync(opts.tls.certFile), key: readFileSync(opts.tls.keyFile) }, onConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port: 0 }, () => resolve());
@@ -201,6 +220,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, caps
     host,
     port,
     lines,
+    peers,
     received,
     connections: () => count,
     async close() {
