@@ -93,6 +93,7 @@ export class BackendReader {
   readonly #queue: Buffer[] = [];
   #waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   #closed: Error | undefined;
+  #corked = false;
   readonly #signal: AbortSignal;
   readonly #what: string;
 
@@ -107,8 +108,18 @@ export class BackendReader {
     return this.#socket;
   }
 
+  /** Writes made in one turn (ID + LOGIN) leave in one segment: one syscall, one backend wake-up. */
   write(data: string | Buffer): void {
-    this.#socket.write(data);
+    const socket = this.#socket;
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(data);
   }
 
   /** The next chunk from the backend; throws a ProxyFailureError on close, error or timeout. */

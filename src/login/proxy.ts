@@ -54,7 +54,11 @@ export type ProxyResult =
 
 export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
   const started = Date.now();
-  const result = await connectAndLogin(session, outcome, upstream);
+  // A plain timer cleared when the login is over: AbortSignal.timeout() keeps a timer and a
+  // finalization record alive for the whole proxy_timeout, which a login storm pays for in GC.
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), outcome.target.timeoutMs ?? session.runtime.config.login_proxy_timeout).unref();
+  const result = await connectAndLogin(session, outcome, upstream, timeout.signal).finally(() => clearTimeout(timer));
   publishProxy({
     protocol: session.listener.protocol,
     backend: result.backend,
@@ -65,13 +69,12 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
   return result;
 }
 
-async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
+async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream, signal: AbortSignal): Promise<ProxyResult> {
   const { config, tls, health } = session.runtime;
   const target = outcome.target;
   const port = target.port ?? (target.tls === 'ssl' ? upstream.defaultSslPort : upstream.defaultPort);
   let backend = `${target.host}:${port}`;
   const started = Date.now();
-  const signal = AbortSignal.timeout(target.timeoutMs ?? config.login_proxy_timeout);
   const destuser = target.destuser ?? outcome.user;
   const selfAddresses = new Set([session.peer.realLocalIp, ...config.auth_proxy_self]);
   const refuse = (f: ProxyFailure): ProxyResult => {
