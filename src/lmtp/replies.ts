@@ -73,6 +73,8 @@ export function backendFailureReply(f: ProxyFailure): string {
  * backend's LMTP text names the recipient and the problem (quota, unknown user), no secrets.
  */
 export function relayReply(r: SmtpReply): string {
+  // The backend closing its connection says nothing about the client's: not a 421 to the client.
+  if (r.code === 421) return backendFailureReply({ kind: 'remote', detail: 'backend sent 421' });
   const enhanced = r.enhanced ?? `${Math.floor(r.code / 100)}.0.0`;
   const text = safeText(r.lines.join(' '), r.code >= 500 ? 'Delivery failed' : 'Delivery temporarily failed');
   return `${r.code} ${enhanced} ${text}`;

@@ -58,6 +58,9 @@ export type DataResult = { readonly reply: SmtpReply } | { readonly failure: Pro
 /** XCLIENT attributes portier can fill in; only those the backend lists are sent. */
 const XCLIENT_ATTRS = ['ADDR', 'PORT', 'HELO', 'PROTO', 'SESSION', 'TTL'] as const;
 
+/** Replies read ahead of portier's commands; a backend sending more is broken. */
+const MAX_QUEUED_REPLIES = 1000;
+
 /** RFC 5321 §4.5.3.1.4 and Postfix's XCLIENT: a command line of at most 512 octets. */
 const MAX_XCLIENT_LINE = 510;
 
@@ -306,6 +309,11 @@ export class BackendConnection {
         return;
       }
       this.#replies.push(ev.reply);
+      if (this.#replies.length > MAX_QUEUED_REPLIES) {
+        this.#fail(failure('protocol', `backend ${this.route.name} sent replies nobody asked for`));
+        this.#socket.destroy();
+        return;
+      }
     }
     this.#wake();
   };

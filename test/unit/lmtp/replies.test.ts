@@ -24,6 +24,7 @@ describe('LMTP replies', () => {
     expect(relayReply({ code: 451, enhanced: undefined, lines: ['temp\x00fail\r'] })).toBe('451 4.0.0 temp fail');
     expect(relayReply({ code: 550, enhanced: undefined, lines: [''] })).toBe('550 5.0.0 Delivery failed');
     expect(relayReply({ code: 550, enhanced: '5.1.1', lines: ['x'.repeat(1000)] }).length).toBeLessThan(220);
+    expect(relayReply({ code: 421, enhanced: '4.4.2', lines: ['backend going away'] })).toBe('451 4.4.0 Remote server not answering (connection lost)');
     expect(rcptAccepted({ code: 250, enhanced: undefined, lines: ['OK'] })).toBe('250 2.1.5 OK');
     expect(rcptAccepted({ code: 250, enhanced: '2.1.0', lines: ['Fine'] })).toBe('250 2.1.0 OK');
   });
