@@ -237,7 +237,12 @@ async function main(): Promise<number> {
         if (round % 2 === 0) targets.reverse();
         for (const t of targets) {
           n++;
-          if (s.fresh === true && t !== 'direct') await peers.restart(PEER_OF[t]);
+          if (s.fresh === true && t !== 'direct') {
+            // A fresh process, warmed by a short login burst (so its heap and JIT are in their
+            // working state), then RSS per session is the memory each added session costs.
+            await peers.restart(PEER_OF[t]);
+            await runOne({ ...s, id: `${s.id}-warmup`, mode: 'login', args: ['-c', '32'] }, t, round, peers, { ...o, duration: '1s' });
+          }
           const rec = await runOne(s, t, round, peers, o);
           runs.push(rec);
           const eta = Math.round((((Date.now() - t0) / n) * (total - n)) / 1000);

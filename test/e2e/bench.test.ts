@@ -1,0 +1,146 @@
+/**
+ * bench/ must not rot: the load generator and the instant backend, built from bench/, run for
+ * about a second each mode through a real portier (in-process here), and the counts, verified
+ * byte totals and accounting come out right. Nothing here asserts a speed.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { BenchResult } from '../../bench/lib/result.js';
+import { freePort } from '../support/ports.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+import { runCommand, startProcess, waitForPort, type ManagedProcess } from '../support/procs.js';
+import { makeTempDir } from '../support/tmp.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BACKEND = '127.0.0.3';
+const MESSAGE = 256 * 1024;
+let backend: ManagedProcess;
+let px: RunningPortier;
+let dir: string;
+const ports = { imap: 0, pop3: 0, lmtp: 0 };
+
+async function bench(mode: string, port: number, args: string[]): Promise<BenchResult> {
+  const out = join(dir, `${mode}-${port}.json`);
+  try {
+    await runCommand(process.execPath, [join(ROOT, 'dist-bench', 'bench', 'cli.js'), mode, '--host', '127.0.0.1', '--port', String(port), '-q', '-o', out, ...args], { timeoutMs: 60_000 });
+  } catch (err) {
+    // Exit code 2 means "no operation succeeded": the result is still written.
+    if (!/exited 2:/.test(String(err))) throw err;
+  }
+  return JSON.parse(await readFile(out, 'utf8')) as BenchResult;
+}
+
+beforeAll(async () => {
+  dir = await makeTempDir('bench-e2e');
+  await runCommand(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(ROOT, 'tsconfig.bench.json')], { timeoutMs: 120_000 });
+  ports.imap = await freePort(BACKEND);
+  ports.pop3 = await freePort(BACKEND);
+  ports.lmtp = await freePort(BACKEND);
+  backend = await startProcess({
+    name: 'instant-backend',
+    command: process.execPath,
+    args: [join(ROOT, 'dist-bench', 'bench', 'instant-backend.js'), '--host', BACKEND, '--imap', String(ports.imap), '--pop3', String(ports.pop3),
+      '--lmtp', String(ports.lmtp), '--message-size', String(MESSAGE)],
+  });
+  await waitForPort(BACKEND, ports.imap, 10_000, backend);
+  // Each protocol's users point at the instant backend's port for that protocol.
+  const users = [1, 2, 3, 4].flatMap((i) => [
+    `user${i}:::::::proxy=y host=${BACKEND} port=${ports.imap} nopassword=y`,
+    `puser${i}:::::::proxy=y host=${BACKEND} port=${ports.pop3} nopassword=y`,
+  ]).join('\n');
+  px = await startPortier(`
+protocols: imap pop3
+listen: 127.0.0.1
+ssl: no
+disable_plaintext_auth: no
+auth_penalty_max_delay: 0
+auth_failure_delay: 0
+log_level: warn
+service:
+  imap-login:
+    inet_listener:
+      imap: { port: {{port}} }
+  pop3-login:
+    inet_listener:
+      pop3: { port: {{port}} }
+passdb:
+  - driver: passwd-file
+    args: {{dir}}/users
+`, { users: `${users}\n` });
+}, 180_000);
+
+afterAll(async () => {
+  await px?.stop();
+  await backend?.stop();
+});
+
+describe('bench load generator through portier to the instant backend', () => {
+  test('login: every cycle logs in and out, counted, with latency and CPU accounting', async () => {
+    const r = await bench('login', px.port('imap'), ['-c', '4', '-t', '2', '-d', '1s', '--users', 'user%d:1-4', '--pids', String(process.pid)]);
+    expect(r.mode).toBe('login');
+    expect(r.errorCount).toBe(0);
+    expect(r.ops).toBeGreaterThan(10);
+    expect(r.latencyUs.count).toBe(r.ops);
+    expect(r.latencyUs.p50).toBeGreaterThan(0);
+    expect(r.latencyUs.max).toBeGreaterThanOrEqual(r.latencyUs.p99);
+    expect(r.accounting?.cpuSeconds).toBeGreaterThan(0);
+    expect(r.accounting?.pids).toContain(process.pid);
+  }, 60_000);
+
+  test('login stops at --max-ops exactly', async () => {
+    const r = await bench('login', px.port('imap'), ['-c', '3', '-d', '20s', '-n', '25', '--users', 'user%d:1-4']);
+    expect(r.ops).toBe(25);
+    expect(r.errorCount).toBe(0);
+    expect(r.elapsedS).toBeLessThan(20);
+  }, 60_000);
+
+  test('a refused login is counted by kind, not as an operation', async () => {
+    const r = await bench('login', px.port('imap'), ['-c', '2', '-d', '1s', '--users', 'nobody%d:1-2']);
+    expect(r.ops).toBe(0);
+    expect(r.errors['auth']).toBeGreaterThan(0);
+  }, 60_000);
+
+  test('throughput: every FETCH brings the whole message, bytes verified', async () => {
+    const r = await bench('throughput', px.port('imap'), ['-c', '2', '-d', '1s', '--users', 'user%d:1-4', '--expect-size', String(MESSAGE)]);
+    expect(r.errorCount).toBe(0);
+    expect(r.ops).toBeGreaterThan(0);
+    expect(r.bytes).toBe(r.ops * MESSAGE);
+  }, 60_000);
+
+  test('throughput --append: every APPEND is acknowledged', async () => {
+    const r = await bench('throughput', px.port('imap'), ['-c', '1', '-d', '1s', '--append', '--size', '64k', '--users', 'user%d:1-4']);
+    expect(r.errorCount).toBe(0);
+    expect(r.bytes).toBe(r.ops * 65_536);
+  }, 60_000);
+
+  test('latency: NOOP round trips on one session', async () => {
+    const r = await bench('latency', px.port('imap'), ['-d', '1s', '--users', 'user%d:1-4']);
+    expect(r.errorCount).toBe(0);
+    expect(r.params.clients).toBe(1);
+    expect(r.ops).toBeGreaterThan(50);
+    expect(r.latencyUs.count).toBe(r.ops);
+  }, 60_000);
+
+  test('idle: sessions held by a holder process, RSS per session from /proc', async () => {
+    const r = await bench('idle', px.port('imap'), ['--sessions', '40', '--per-process', '25', '--samplers', '2', '-d', '1s', '--users', 'user%d:1-4', '--pids', String(process.pid)]);
+    expect(r.idle?.processes).toBe(2);
+    expect(r.idle?.opened).toBe(40);
+    expect(r.errorCount).toBe(0);
+    expect(r.ops).toBeGreaterThan(0);
+    expect(r.accounting?.rssPerSessionKiB).toBeTypeOf('number');
+  }, 90_000);
+
+  test('pop3-login through portier', async () => {
+    const r = await bench('pop3-login', px.port('pop3'), ['-c', '2', '-d', '1s', '--users', 'puser%d:1-4']);
+    expect(r.errorCount).toBe(0);
+    expect(r.ops).toBeGreaterThan(5);
+  }, 60_000);
+
+  test('lmtp against the instant backend: one 250 per recipient, bytes counted per recipient', async () => {
+    const r = await bench('lmtp', ports.lmtp, ['--host', BACKEND, '-c', '2', '-d', '1s', '--rcpts', '3', '--size', '4k', '--users', 'user%d:1-4']);
+    expect(r.errorCount).toBe(0);
+    expect(r.ops).toBeGreaterThan(5);
+    expect(r.bytes).toBe(r.ops * 3 * (4096 + 3));
+  }, 60_000);
+});
