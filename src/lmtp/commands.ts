@@ -23,6 +23,8 @@ export interface LmtpContext {
   readonly hostname: string;
   /** The name from LHLO; undefined until then (and after STARTTLS / XCLIENT). */
   helo: string | undefined;
+  /** The original client's HELO name, from a trusted peer's XCLIENT. */
+  forwardedHelo: string | undefined;
   tx: Transaction | undefined;
   reply(line: string): void;
   bad(line: string): void;
@@ -151,7 +153,8 @@ function starttls(ctx: LmtpContext, args: string): void {
 
 /**
  * Postfix XCLIENT from login_trusted_networks: the real client's address, port, session and
- * hop TTL for logs, passdb variables and loop detection; the session starts over with a
+ * hop TTL for logs, passdb variables and loop detection, and its HELO name to pass on; the
+ * session starts over with a
  * new greeting (the client sends LHLO again).
  */
 function xclient(ctx: LmtpContext, args: string): void {
@@ -160,7 +163,7 @@ function xclient(ctx: LmtpContext, args: string): void {
   if (ctx.tx !== undefined) return ctx.bad(REPLY.inTransaction);
   const words = args.trim().split(/ +/).filter((w) => w !== '');
   if (words.length === 0) return ctx.bad(REPLY.xclientSyntax);
-  const set: { addr?: string; port?: number; ttl?: number; session?: string } = {};
+  const set: { addr?: string; port?: number; ttl?: number; session?: string; helo?: string } = {};
   for (const word of words) {
     const eq = word.indexOf('=');
     const name = word.slice(0, eq).toUpperCase();
@@ -179,6 +182,9 @@ function xclient(ctx: LmtpContext, args: string): void {
       else set.ttl = n;
     } else if (name === 'SESSION') {
       set.session = value.slice(0, 64);
+    } else if (name === 'HELO') {
+      if (!/^[\x21-\x7e]{1,255}$/.test(value)) return ctx.bad(REPLY.xclientSyntax);
+      set.helo = value;
     }
   }
   if (set.addr !== undefined) s.peer.remoteIp = set.addr;
@@ -186,5 +192,6 @@ function xclient(ctx: LmtpContext, args: string): void {
   if (set.ttl !== undefined) s.proxyTtl = set.ttl;
   s.log.info({ rip: s.peer.remoteIp, rport: s.peer.remotePort, ttl: set.ttl, forwarded_session: set.session }, 'XCLIENT from a trusted peer');
   ctx.resetClient();
+  if (set.helo !== undefined) ctx.forwardedHelo = set.helo;
   ctx.reply(`220 ${ctx.hostname} ${s.runtime.config.login_greeting}`);
 }

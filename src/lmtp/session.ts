@@ -25,6 +25,7 @@ type Mode = 'command' | 'data';
 export class LmtpSession implements LmtpContext {
   readonly session: ClientSession;
   helo: string | undefined;
+  forwardedHelo: string | undefined;
   tx: Transaction | undefined;
   #lines = new LineReader(LMTP_MAX_COMMAND_LINE);
   #mode: Mode = 'command';
@@ -185,7 +186,7 @@ export class LmtpSession implements LmtpContext {
     const s = this.session;
     return {
       hostname: this.hostname,
-      client: { addr: s.peer.remoteIp, port: s.peer.remotePort, helo: this.helo, proto: 'LMTP', session: s.id },
+      client: { addr: s.peer.remoteIp, port: s.peer.remotePort, helo: this.forwardedHelo ?? this.helo, proto: 'LMTP', session: s.id },
       tlsOptions: (host, anyCert) => s.runtime.tls.clientOptions(host, anyCert),
     };
   }

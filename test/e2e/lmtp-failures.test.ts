@@ -170,11 +170,11 @@ describe('what portier sends to backends', () => {
     expect(sent[0]).toMatch(/^LHLO \S+$/);
     expect(sent[1]).toMatch(new RegExp(`^XCLIENT ADDR=127\\.0\\.0\\.5 PORT=\\d+ HELO=mta\\.test PROTO=LMTP SESSION=${id} TTL=4$`));
     expect(sent.slice(2)).toEqual([sent[0], 'MAIL FROM:<x@example.org>', 'RCPT TO:<xc@x.example>', 'DATA', 'QUIT']);
-    // A trusted MTA's TTL goes down by one per hop.
+    // A trusted MTA's client (address, HELO name) is passed on; its TTL goes down by one per hop.
     const hop = good.lines.length;
-    const viaMta = await smtplib({ port: px.port('lmtp'), source: MTA_IP, xclient: 'ADDR=192.0.2.9 TTL=3', from: '', rcpts: ['xc@x.example'], message: message('xclient-ttl') });
+    const viaMta = await smtplib({ port: px.port('lmtp'), source: MTA_IP, xclient: 'ADDR=192.0.2.9 HELO=origin.example TTL=3', from: '', rcpts: ['xc@x.example'], message: message('xclient-ttl') });
     expect(viaMta.data.map((x) => x[0])).toEqual([250]);
-    expect(good.lines.slice(hop).find((l) => l.startsWith('XCLIENT'))).toMatch(/^XCLIENT ADDR=192\.0\.2\.9 PORT=\d+ HELO=mta\.test PROTO=LMTP SESSION=\S+ TTL=2$/);
+    expect(good.lines.slice(hop).find((l) => l.startsWith('XCLIENT'))).toMatch(/^XCLIENT ADDR=192\.0\.2\.9 PORT=\d+ HELO=origin\.example PROTO=LMTP SESSION=\S+ TTL=2$/);
   });
 
   test('destuser: RCPT to the new address with ORCPT=rfc822;<original>', async () => {
