@@ -63,28 +63,28 @@ export class MessageSpool {
     return this.#spilled;
   }
 
+  /** Store the next pieces of the message (one decoded input chunk: many small line slices). */
   write(chunks: readonly Buffer[]): void {
-    for (const chunk of chunks) {
-      if (chunk.length === 0) continue;
-      this.#seen += chunk.length;
-      if (this.tooBig || this.#error !== undefined) {
-        this.#discard();
-        continue;
-      }
-      if (!this.#spilled && this.#stored + chunk.length <= this.#memoryLimit) {
-        // A copy: the chunk is a slice of a socket buffer that should not stay pinned.
-        this.#memory.push(Buffer.from(chunk));
-        this.#stored += chunk.length;
-        continue;
-      }
-      this.#spilled = true;
-      const pending = this.#memory;
-      this.#memory = [];
-      const data = Buffer.concat([...pending, chunk]);
-      this.#stored += chunk.length;
-      this.#backlog += data.length;
-      this.#writing = this.#writing.then(() => this.#append(data));
+    let n = 0;
+    for (const c of chunks) n += c.length;
+    if (n === 0) return;
+    this.#seen += n;
+    if (this.tooBig || this.#error !== undefined) {
+      this.#discard();
+      return;
     }
+    if (!this.#spilled && this.#stored + n <= this.#memoryLimit) {
+      // One copy: the slices point into socket buffers that should not stay pinned.
+      this.#memory.push(Buffer.concat(chunks, n));
+      this.#stored += n;
+      return;
+    }
+    this.#spilled = true;
+    const data = Buffer.concat([...this.#memory, ...chunks]);
+    this.#memory = [];
+    this.#stored += n;
+    this.#backlog += data.length;
+    this.#writing = this.#writing.then(() => this.#append(data));
   }
 
   /** Resolves when the temp file has caught up (for resuming a paused client). */

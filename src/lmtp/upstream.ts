@@ -151,9 +151,8 @@ export class BackendConnection {
       const go = await this.#command('DATA');
       if (go.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go }));
       const enc = new DotEncoder();
-      for await (const chunk of message) {
-        for (const part of enc.push(chunk)) await this.#write(part);
-      }
+      // One write per spool chunk, not one per line.
+      for await (const chunk of message) await this.#write(Buffer.concat(enc.push(chunk)));
       this.#committed = true;
       await this.#write(enc.end());
       const expected = this.route.protocol === 'lmtp' ? recipients : 1;
