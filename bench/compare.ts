@@ -10,6 +10,7 @@ import { availableParallelism, cpus, hostname, release, totalmem } from 'node:os
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { imapLogout, imapOpen, imapSelect } from './lib/protocols.js';
 import type { BenchResult } from './lib/result.js';
 import { endpointFor, scenarios, type Scenario, type Target } from './compare/plan.js';
 import { killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
@@ -30,6 +31,9 @@ interface Opts {
   outDir: string;
   workDir: string;
   keep: boolean;
+  /** Re-run the --only scenarios into this earlier result (JSON), replacing their runs. */
+  mergeInto?: string;
+  messageSize: number;
 }
 
 type PeerName = 'backend' | 'instant' | 'portier' | 'dovecot' | 'nginx' | 'auth';
@@ -62,6 +66,7 @@ class Peers {
       m = startManaged(name, 'dovecot', ['-F', '-c', conf], join(d, 'stdout.log'));
       await waitReady(m, name === 'backend' ? ADDR.dovecotBackend : ADDR.dovecotProxy, PORTS.imap);
       await waitReady(m, name === 'backend' ? ADDR.dovecotBackend : ADDR.dovecotProxy, PORTS.lmtp);
+      if (name === 'backend') await indexLargeMessage();
     } else if (name === 'instant') {
       m = startManaged('instant', NODE, [join(HERE, 'instant-backend.js'), '--host', ADDR.instant, '--imap', String(PORTS.imap), '--imaps', String(PORTS.imaps),
         '--pop3', String(PORTS.pop3), '--pop3s', String(PORTS.pop3s), '--lmtp', String(PORTS.lmtp), '--cert', f.ecdsa.cert, '--key', f.ecdsa.key,
@@ -117,6 +122,17 @@ class Peers {
   }
 }
 
+/** SELECT user1's INBOX once, so the seeded large message is indexed as message 1 before any delivery. */
+async function indexLargeMessage(): Promise<void> {
+  const w = await imapOpen({ host: ADDR.dovecotBackend, port: PORTS.imap, tls: 'none', source: ADDR.client }, 'user1', 'pass1');
+  try {
+    await imapSelect(w, 'INBOX');
+    await imapLogout(w);
+  } finally {
+    w.destroy();
+  }
+}
+
 const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx' };
 
 async function runOne(s: Scenario, t: Target, round: number, peers: Peers, o: Opts): Promise<RunRecord> {
@@ -129,6 +145,7 @@ async function runOne(s: Scenario, t: Target, round: number, peers: Peers, o: Op
   if (aux.length > 0) args.push('--aux-pids', aux.join(','));
   if (s.tls === 'implicit') args.push('--tls');
   if (s.keyType !== undefined) args.push('--key-type', s.keyType);
+  if (s.mode === 'throughput') args.push('--expect-size', String(o.messageSize));
   const r = await runCommand(NODE, args, 300_000);
   if (!existsSync(out)) return { round, scenario: s.id, target: t, error: r.out.slice(-500) || `exit ${r.code}` };
   const result = JSON.parse(readFileSync(out, 'utf8')) as BenchResult;
@@ -176,6 +193,7 @@ function parseOpts(argv: string[]): Opts {
       workers: { type: 'string', default: 'auto' },
       'out-dir': { type: 'string', default: join(ROOT, 'bench', 'results') },
       keep: { type: 'boolean', default: false },
+      'merge-into': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -196,6 +214,8 @@ function parseOpts(argv: string[]): Opts {
     outDir,
     workDir: join(outDir, 'tmp', stamp),
     keep: values.keep === true,
+    ...(values['merge-into'] !== undefined ? { mergeInto: values['merge-into'] } : {}),
+    messageSize: 10 * 1024 * 1024,
   };
 }
 
@@ -209,7 +229,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${line}\n`);
   };
   log(`bench:compare: ${plan.length} scenarios × ${o.rounds} rounds, ${o.duration} windows (${o.quick ? 'quick' : 'full'} profile); work dir ${o.workDir}`);
-  const files = await prepareFiles(o.workDir, 10 * 1024 * 1024);
+  const files = await prepareFiles(o.workDir, o.messageSize);
   const peers = new Peers(files, o);
   const onSignal = (): void => {
     killAllSync();
@@ -250,11 +270,21 @@ async function main(): Promise<number> {
         }
       }
     }
+    // --merge-into: the earlier run's records of other scenarios are kept, these replace theirs.
+    const earlier = o.mergeInto !== undefined ? (JSON.parse(readFileSync(o.mergeInto, 'utf8')) as { runs: RunRecord[]; profile: string; summaries: ScenarioSummary[] }) : undefined;
+    if (earlier !== undefined) {
+      const ids = new Set(plan.map((s) => s.id));
+      runs.unshift(...earlier.runs.filter((r) => !ids.has(r.scenario)));
+      const all = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 });
+      const order = earlier.summaries.map((x) => x.id);
+      plan.splice(0, plan.length, ...all.filter((s) => order.includes(s.id) || ids.has(s.id)));
+      for (const x of earlier.summaries) if (x.note !== undefined && !notes.has(x.id)) notes.set(x.id, x.note);
+    }
     const sums: ScenarioSummary[] = plan.map((s) => summarize(s, runs, notes.get(s.id)));
     const machine = { hostname: hostname(), cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, kernel: release() };
     const vers = versions();
     const date = started.toISOString().slice(0, 10);
-    const base = join(o.outDir, `${date}${o.quick ? '-quick' : ''}`);
+    const base = o.mergeInto !== undefined ? o.mergeInto.replace(/\.json$/, '') : join(o.outDir, `${date}${o.quick ? '-quick' : ''}`);
     const subtitle = `${date}, ${o.quick ? 'quick' : 'full'} profile, median of ${o.rounds} interleaved rounds, ${o.duration} windows; ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB; ` +
       `portier ${vers['portier']}, Dovecot ${vers['dovecot']}, nginx ${vers['nginx']}, Node ${vers['node']}`;
     mkdirSync(o.outDir, { recursive: true });

@@ -86,9 +86,11 @@ const PROXY_ADDR: Record<Exclude<Target, 'direct'>, string> = { portier: ADDR.po
 
 /** Address, port and user range of one scenario against one target. */
 export function endpointFor(s: Scenario, t: Target): { host: string; port: number; users: string; user: string } {
+  // user1 holds the large message FETCH reads; LMTP delivers to the others, so it stays message 1.
+  const first = s.mode === 'lmtp' ? 2 : 1;
   const host = t === 'direct' ? (s.backend === 'dovecot' ? ADDR.dovecotBackend : ADDR.instant) : PROXY_ADDR[t];
   const secure = s.tls === 'implicit';
   const port = s.mode === 'lmtp' ? PORTS.lmtp : s.mode === 'pop3-login' ? (secure ? PORTS.pop3s : PORTS.pop3) : secure ? PORTS.imaps : PORTS.imap;
   const format = s.backend === 'dovecot' ? DOVECOT_USERS : INSTANT_USERS;
-  return { host, port, users: `${format}:1-${USERS}`, user: format.replace('%d', '1') };
+  return { host, port, users: `${format}:${first}-${USERS}`, user: format.replace('%d', '1') };
 }

@@ -20,45 +20,61 @@ function settle(ms: number): Promise<void> {
 
 export async function runIdle(o: BenchOptions): Promise<BenchResult> {
   const perProcess = Math.max(1, Math.min(o.perProcess, MAX_PER_PROCESS));
-  const processes = Math.max(1, Math.ceil(o.sessions / perProcess));
+  // At least two holders: the first half of the sessions is held, RSS sampled, then the second
+  // half; the difference per session is the marginal cost, unaffected by a heap that was full
+  // of garbage (or not yet grown) when the run began.
+  const processes = Math.max(o.sessions >= 2 ? 2 : 1, Math.ceil(o.sessions / perProcess));
   const errors: Record<string, number> = {};
   const samples: Record<string, string> = {};
   const holders: ChildProcess[] = [];
   const opened = new Array<number>(processes).fill(0);
-  let held = 0;
+  const countOf = (i: number): number => Math.floor(o.sessions / processes) + (i < o.sessions % processes ? 1 : 0);
   const base = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
+  let mid: ReturnType<typeof sampleProcs> | undefined;
+  let secondHalf = 0;
   const t0 = Date.now();
+  const rampBatch = (from: number, to: number): Promise<void> => new Promise<void>((resolve, reject) => {
+    let held = 0;
+    const want = to - from;
+    const deadline = setTimeout(() => reject(new Error(`idle: sessions not logged in within ${o.rampTimeoutMs} ms`)), o.rampTimeoutMs + 5000);
+    const ticker = setInterval(() => {
+      if (o.progress) process.stderr.write(`bench idle: ${((Date.now() - t0) / 1000).toFixed(1)} s  sessions ${opened.reduce((a, b) => a + b, 0)}/${o.sessions}\n`);
+    }, 1000);
+    const done = (err?: Error): void => {
+      clearTimeout(deadline);
+      clearInterval(ticker);
+      if (err !== undefined) reject(err);
+      else resolve();
+    };
+    for (let i = from; i < to; i++) {
+      const child = fork(new URL('./idle-holder.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      holders.push(child);
+      let mine = false;
+      child.on('message', (m: HolderMessage) => {
+        opened[i] = m.opened;
+        if (m.type === 'held') {
+          mine = true;
+          for (const [k, v] of Object.entries(m.errors)) errors[`ramp-${k}`] = (errors[`ramp-${k}`] ?? 0) + v;
+          if (m.sample !== undefined) samples['ramp'] ??= m.sample;
+          if (++held === want) done();
+        }
+      });
+      child.on('exit', (code) => {
+        if (!mine) done(new Error(`idle holder exited with code ${String(code)} during the ramp`));
+      });
+      child.send({ type: 'start', opts: o, count: countOf(i) } satisfies HolderStart);
+    }
+  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`idle: sessions not logged in within ${o.rampTimeoutMs} ms`)), o.rampTimeoutMs + 5000);
-      for (let i = 0; i < processes; i++) {
-        const count = Math.floor(o.sessions / processes) + (i < o.sessions % processes ? 1 : 0);
-        const child = fork(new URL('./idle-holder.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        holders.push(child);
-        child.on('message', (m: HolderMessage) => {
-          opened[i] = m.opened;
-          if (m.type === 'held') {
-            for (const [k, v] of Object.entries(m.errors)) errors[`ramp-${k}`] = (errors[`ramp-${k}`] ?? 0) + v;
-            if (m.sample !== undefined) samples['ramp'] ??= m.sample;
-            if (++held === processes) {
-              clearTimeout(deadline);
-              resolve();
-            }
-          }
-        });
-        child.on('exit', (code) => {
-          if (held < processes) {
-            clearTimeout(deadline);
-            reject(new Error(`idle holder exited with code ${String(code)} during the ramp`));
-          }
-        });
-        child.send({ type: 'start', opts: o, count } satisfies HolderStart);
-      }
-      const ticker = setInterval(() => {
-        if (held === processes) clearInterval(ticker);
-        else if (o.progress) process.stderr.write(`bench idle: ${((Date.now() - t0) / 1000).toFixed(1)} s  sessions ${opened.reduce((a, b) => a + b, 0)}/${o.sessions}\n`);
-      }, 1000);
-    });
+    const half = Math.floor(processes / 2);
+    if (half > 0) {
+      await rampBatch(0, half);
+      await settle(1500);
+      mid = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
+    }
+    const firstOpened = opened.reduce((a, b) => a + b, 0);
+    await rampBatch(half, processes);
+    secondHalf = opened.reduce((a, b) => a + b, 0) - firstOpened;
     const rampS = (Date.now() - t0) / 1000;
     const totalOpened = opened.reduce((a, b) => a + b, 0);
 
@@ -136,7 +152,8 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
     };
     if (base !== undefined && before !== undefined && after !== undefined) {
       const d = procDelta(before, after);
-      const perSession = sessions > 0 ? (after.rssKiB - base.rssKiB) / sessions : 0;
+      const added = secondHalf + wires.length;
+      const perSession = mid !== undefined && added > 0 ? (before.rssKiB - mid.rssKiB) / added : sessions > 0 ? (before.rssKiB - base.rssKiB) / sessions : 0;
       result.accounting = {
         ...d,
         rssStartKiB: base.rssKiB,

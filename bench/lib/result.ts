@@ -8,7 +8,7 @@ export interface Accounting extends ProcDelta {
   cpuSecondsPer1000Ops: number;
   /** CPU seconds of the proxy tree per GB (10^9 bytes) moved, throughput mode. */
   cpuSecondsPerGB?: number;
-  /** idle mode: (RSS with the sessions held - RSS before) / sessions. */
+  /** idle mode: RSS added per session while the second half of the sessions logs in (marginal cost). */
   rssPerSessionKiB?: number;
 }
 
