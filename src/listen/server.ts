@@ -4,7 +4,6 @@
  * on that connection.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { ListenerSpec } from '../config/load.js';
 import { errorText, PortierError } from '../errors.js';
 import { ClientSession, familyOf, type PeerFacts } from '../login/session.js';
@@ -157,11 +156,8 @@ function begin(
     if (header !== undefined || spec.haproxy) socket.resume();
     return;
   }
-  session.state = 'tls-handshake';
-  const tlsSocket = new TLSSocket(socket, runtime.tls.serverOptions(spec, [frontend.alpn]));
-  tlsSocket.on('error', () => {});
-  session.socket = tlsSocket;
-  void session.awaitHandshake(tlsSocket).then((ok) => {
+  // Implicit TLS: the certificate by the ClientHello's server name, ALPN only the protocol's own id.
+  void session.startTls([frontend.alpn], true).then((ok) => {
     if (ok) frontend.start(session);
   });
 }

@@ -10,6 +10,7 @@ import type { ListenerSpec } from '../config/load.js';
 import { errorText } from '../errors.js';
 import { publishSessionEnd } from '../telemetry/events.js';
 import type { Logger } from '../telemetry/log.js';
+import { ALERT_UNRECOGNIZED_NAME, readClientHello } from '../tls/client-hello.js';
 import { clientCertInfo, type ClientCertInfo } from '../tls/client-cert.js';
 import type { Runtime } from './runtime.js';
 
@@ -146,14 +147,31 @@ export class ClientSession {
   }
 
   /**
-   * Upgrade the client leg to TLS (STARTTLS). The caller has already discarded any input
-   * pipelined after the command, so nothing sent in plaintext is read after the handshake.
+   * Put the client leg under TLS: implicit TLS (`implicit`) or after STARTTLS/STLS, whose caller
+   * has already discarded any input pipelined after the command, so nothing sent in plaintext
+   * is read after the handshake. The ClientHello is read first to pick the certificate by its
+   * server name; false (and the session closed) when the handshake does not complete.
    */
-  async startTls(alpn: readonly string[] | undefined): Promise<boolean> {
+  async startTls(alpn: readonly string[] | undefined, implicit = false): Promise<boolean> {
     const raw = this.socket;
     raw.removeAllListeners('data');
-    this.state = 'starttls';
-    const tlsSocket = new TLSSocket(raw, this.runtime.tls.serverOptions(this.listener, alpn));
+    this.state = implicit ? 'tls-handshake' : 'starttls';
+    const hello = await readClientHello(raw);
+    if (hello.kind === 'closed' || this.#ended) {
+      this.close('tls_handshake_failed', 'Disconnected: closed before the TLS handshake');
+      return false;
+    }
+    const serverName = hello.kind === 'hello' ? hello.serverName : undefined;
+    if (hello.kind === 'unparsed') this.log.debug({ problem: hello.reason }, 'TLS: ClientHello not understood; the TLS stack decides');
+    const tls = this.runtime.tls;
+    if (tls.contextFor(serverName, this.listener) === undefined) {
+      // ssl_sni_strict: no certificate is shown for a name we do not serve.
+      this.log.info({ sni: serverName?.slice(0, 100) }, 'TLS handshake refused: no certificate for this server name (ssl_sni_strict)');
+      raw.write(ALERT_UNRECOGNIZED_NAME);
+      this.close('tls_handshake_failed', 'Disconnected: unknown TLS server name');
+      return false;
+    }
+    const tlsSocket = new TLSSocket(raw, tls.serverOptions(this.listener, alpn, serverName));
     // Errors after the handshake surface as 'close'; without a listener they would be thrown.
     tlsSocket.on('error', () => {});
     this.socket = tlsSocket;

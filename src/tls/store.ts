@@ -145,19 +145,19 @@ export class TlsStore {
     return base?.context;
   }
 
-  /** Options for `new TLSSocket(raw, ...)` on the client leg (implicit TLS or STARTTLS). */
-  serverOptions(listener: ListenerSpec, alpn: readonly string[] | undefined): ServerTlsOptions {
-    const secureContext = this.contextFor(undefined, listener);
-    if (secureContext === undefined) throw new PortierError('TLS_CONFIG', 'TLS requested but no certificate is configured');
+  /**
+   * Options for `new TLSSocket(raw, ...)` on the client leg (implicit TLS or STARTTLS), with the
+   * context for the server name the ClientHello carried (see client-hello.ts: chosen up front, as
+   * Node's SNICallback could switch to one certificate only). `ClientSession.startTls()` does it all.
+   */
+  serverOptions(listener: ListenerSpec, alpn: readonly string[] | undefined, serverName?: string): ServerTlsOptions {
+    const secureContext = this.contextFor(serverName, listener);
+    if (secureContext === undefined) {
+      throw new PortierError('TLS_CONFIG', this.enabled ? 'no certificate for this server name (ssl_sni_strict)' : 'TLS requested but no certificate is configured');
+    }
     return {
       isServer: true,
       secureContext,
-      SNICallback: (servername, cb) => {
-        const ctx = this.contextFor(servername, listener);
-        // Strict SNI: the handshake is aborted, no certificate is shown for a name we do not serve.
-        if (ctx === undefined) cb(new Error(`no certificate for server name "${servername.slice(0, 100)}" (ssl_sni_strict)`), undefined);
-        else cb(null, ctx);
-      },
       ...(alpn ? { ALPNProtocols: [...alpn] } : {}),
       requestCert: this.#config.ssl_verify_client_cert,
       // Verification happens in every handshake; the login decides what an invalid certificate means.
