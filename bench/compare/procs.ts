@@ -61,11 +61,14 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((m) => m.stop()));
 }
 
-/** Synchronous last resort for process exit: SIGKILL our own children by PID. */
+/**
+ * Synchronous last resort for process exit: SIGTERM our own children by PID (not SIGKILL:
+ * nginx's and Dovecot's masters take their workers down only when they are asked politely).
+ */
 export function killAllSync(): void {
   for (const m of live) {
     try {
-      process.kill(m.pid, 'SIGKILL');
+      process.kill(m.pid, 'SIGTERM');
     } catch {
       // already gone
     }
