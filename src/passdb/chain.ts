@@ -8,6 +8,7 @@ import { errorText, PortierError } from '../errors.js';
 import type { Logger } from '../telemetry/log.js';
 import { AuthCache, type AuthCacheStats } from './cache.js';
 import { CheckpasswordPassdb } from './checkpassword.js';
+import { DecoyPassword } from './decoy.js';
 import { flag, parseExtraFields } from './fields.js';
 import { PasswdFilePassdb, requestVars } from './passwd-file.js';
 import { RedisPassdb } from './redis.js';
@@ -40,6 +41,8 @@ export class PassdbChain {
   readonly #serveStale: boolean;
   /** Request variables some template reads, sorted: they go into the cache key. */
   readonly #keyVars: readonly VarName[];
+  /** Failures without a verification pay one against this (no timing difference for unknown users). */
+  readonly #decoy: DecoyPassword;
 
   constructor(config: Config, log: Logger, drivers: PassdbFactory = createPassdb) {
     this.#log = log;
@@ -56,6 +59,8 @@ export class PassdbChain {
     }
     this.#entries = entries.filter((e) => !e.conf.master);
     this.#masters = entries.filter((e) => e.conf.master);
+    const first = this.#entries.find((e) => !e.conf.deny);
+    this.#decoy = new DecoyPassword(first === undefined ? this.#defaultScheme : this.#schemeFor(first), log);
     this.#serveStale = config.auth_cache_serve_stale_on_failure;
     this.#cache =
       config.auth_cache_size > 0
@@ -131,7 +136,26 @@ export class PassdbChain {
     return result;
   }
 
+  /**
+   * The chain's answer; a failure for a request with a password that verified none (unknown
+   * user, no stored password, a deny hit) costs one decoy verification before it is given.
+   */
   async #run(entries: readonly ChainEntry[], req: AuthRequest, wantCredentials: boolean): Promise<PassdbResult> {
+    const password = req.password;
+    if (password !== undefined) this.#decoy.prepare();
+    const note = { verified: false };
+    const result = await this.#decide(entries, req, wantCredentials, note);
+    if (password === undefined || note.verified || (result.kind !== 'unknown' && result.kind !== 'mismatch')) return result;
+    try {
+      await this.#decoy.spend(password, req.user);
+    } catch (err) {
+      this.#log.error({ err: errorText(err) }, 'password verification unavailable');
+      return { kind: 'tempfail', reason: `verify: ${errorText(err)}` };
+    }
+    return result;
+  }
+
+  async #decide(entries: readonly ChainEntry[], req: AuthRequest, wantCredentials: boolean, note: { verified: boolean }): Promise<PassdbResult> {
     let passed: boolean | undefined;
     let tempfail: string | undefined;
     let mismatch: { passdb: string; fields: Fields } | undefined;
@@ -142,7 +166,7 @@ export class PassdbChain {
     for (const entry of entries) {
       if (entry.conf.skip === 'authenticated' && passed === true) continue;
       if (entry.conf.skip === 'unauthenticated' && passed !== true) continue;
-      const outcome = await this.#one(entry, { ...req, user });
+      const outcome = await this.#one(entry, { ...req, user }, note);
       let action: Action;
       if (outcome.kind === 'ok') {
         if (entry.conf.deny) return { kind: 'mismatch', passdb: entry.db.name, fields: outcome.fields };
@@ -181,6 +205,7 @@ export class PassdbChain {
   async #one(
     entry: ChainEntry,
     req: AuthRequest,
+    note: { verified: boolean },
   ): Promise<{ kind: 'ok'; fields: Fields } | { kind: 'mismatch'; fields: Fields } | { kind: 'unknown' } | { kind: 'tempfail'; reason: string }> {
     let lookup: PassdbLookup;
     try {
@@ -191,7 +216,10 @@ export class PassdbChain {
     }
     if (lookup.kind === 'unknown' || lookup.kind === 'tempfail') return lookup;
     const fields = this.#applyFieldRules(entry, req, lookup.fields);
-    if (lookup.kind === 'verified') return lookup.ok ? { kind: 'ok', fields } : { kind: 'mismatch', fields };
+    if (lookup.kind === 'verified') {
+      note.verified = true;
+      return lookup.ok ? { kind: 'ok', fields } : { kind: 'mismatch', fields };
+    }
     // A deny passdb lists names without passwords (Dovecot's deny file): being found decides.
     if (entry.conf.deny) return { kind: 'ok', fields };
     if (req.password === undefined) return { kind: 'ok', fields };
@@ -206,6 +234,10 @@ export class PassdbChain {
     } catch (err) {
       this.#log.error({ passdb: entry.db.name, err: errorText(err) }, 'password verification unavailable');
       return { kind: 'tempfail', reason: `verify: ${errorText(err)}` };
+    }
+    if (verdict === 'ok' || verdict === 'mismatch') {
+      note.verified = true;
+      this.#decoy.learn(stored, scheme);
     }
     if (verdict === 'ok') return { kind: 'ok', fields };
     if (verdict === 'mismatch') return { kind: 'mismatch', fields };

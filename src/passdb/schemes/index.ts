@@ -9,7 +9,7 @@ import { cramMd5Context } from './cram-md5.js';
 import { decodeStored, lookupScheme } from './table.js';
 import type { Outcome, VerifyResult } from './types.js';
 
-export { closeHashPool, configureHashPool, DEFAULT_HASH_QUEUE, type HashPoolOptions } from './pool.js';
+export { closeHashPool, configureHashPool, DEFAULT_HASH_QUEUE, hashWorkStarted, type HashPoolOptions } from './pool.js';
 export { CRAM_MD5_CONTEXT_LENGTH, cramMd5Context, cramMd5Matches, hmacMd5FromContext } from './cram-md5.js';
 export { SCHEME_NAMES } from './table.js';
 export type { VerifyResult } from './types.js';

@@ -28,6 +28,13 @@ interface Settings {
 
 let settings: Settings = defaults();
 let pool: Piscina<HashTask, unknown> | undefined;
+/** Work items started, by kind (for tests and metrics: e.g. that an unknown user costs one verify). */
+const started = { pool: 0, native: 0 };
+
+/** How many hash jobs were started since the process began: worker pool tasks and argon2 calls. */
+export function hashWorkStarted(): { readonly pool: number; readonly native: number } {
+  return { ...started };
+}
 
 function defaults(): Settings {
   const uvThreads = Number(process.env['UV_THREADPOOL_SIZE']) || 4;
@@ -84,6 +91,7 @@ function getPool(): Piscina<HashTask, unknown> {
 }
 
 async function run(task: HashTask, signal: AbortSignal | undefined): Promise<unknown> {
+  started.pool++;
   try {
     return await getPool().run(task, signal === undefined ? {} : { signal });
   } catch (err) {
@@ -160,5 +168,6 @@ const native = new Gate(settings.nativeConcurrency, settings.maxQueue);
 
 /** Run an argon2 call under the native concurrency limit. */
 export function withNativeSlot<T>(fn: () => Promise<T>): Promise<T> {
+  started.native++;
   return native.run(fn);
 }
