@@ -162,17 +162,20 @@ describe('which certificate a client gets', () => {
 
 describe('RSA and ECDSA certificates side by side', () => {
   test.each([
-    ['mail.example.org', ['-servername', 'mail.example.org']],
-    ['the default', ['-noservername']],
-  ])('TLS 1.3 (openssl): an ECDSA-only client gets the ECDSA certificate of %s, an RSA-only client the RSA one', async (_what, sni) => {
+    ['mail.example.org', ['-servername', 'mail.example.org'], 'mail.example.org'],
+    ['the default', ['-noservername'], 'default.test'],
+  ])('TLS 1.3 (openssl): an ECDSA-only client gets the ECDSA certificate of %s, an RSA-only client the RSA one', async (_what, sni, cn) => {
+    const subject = new RegExp(`subject=.*CN ?= ?${cn.replaceAll('.', '\\.')}(,|\\n)`);
     const base = ['-connect', `127.0.0.1:${px.port('imaps')}`, ...sni, '-CAfile', ca.caFile, '-verify_return_error'];
     const ec = await sClient([...base, '-sigalgs', 'ECDSA+SHA256:ECDSA+SHA384']);
     expect(ec).toMatch(/Peer signature type: ECDSA/);
     expect(ec).toMatch(/Server public key is 256 bit/);
     expect(ec).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(ec).toMatch(subject);
     const rsa = await sClient([...base, '-sigalgs', 'RSA-PSS+SHA256:RSA+SHA256']);
     expect(rsa).toMatch(/Peer signature type: RSA-PSS/);
     expect(rsa).toMatch(/Server public key is 2048 bit/);
+    expect(rsa).toMatch(subject);
   });
 
   test('TLS 1.2 (python): ECDHE-ECDSA ciphers get the ECDSA certificate, ECDHE-RSA ciphers the RSA one', async () => {
