@@ -136,6 +136,8 @@ export interface FakeOptions {
   tls?: { certFile: string; keyFile: string };
 }
 
+const CRLF = Buffer.from('\r\n');
+
 /** A scripted LMTP (or SMTP) backend on `host` (a loopback address) for failure modes. */
 export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts: FakeOptions = {}): Promise<FakeLmtp> {
   const caps = opts.caps ?? [];
@@ -155,33 +157,29 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     let buf = Buffer.alloc(0);
     let inData = false;
     let rcpts = 0;
-    const data: Buffer[] = [];
-    let dataBytes = 0;
+    let dataBuf = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       for (;;) {
         if (inData) {
-          const end = buf.indexOf('\r\n.\r\n');
-          const take = end < 0 ? buf : buf.subarray(0, end + 2);
-          data.push(Buffer.from(take));
-          dataBytes += take.length;
-          if (behaviour.kind === 'die-in-data' && dataBytes >= behaviour.afterBytes) {
-            received.push(Buffer.concat(data));
+          // The terminator may arrive split over chunks; the DATA line's CRLF counts as its first.
+          dataBuf = Buffer.concat([dataBuf, buf]);
+          buf = Buffer.alloc(0);
+          const end = Buffer.concat([CRLF, dataBuf]).indexOf('\r\n.\r\n');
+          if (behaviour.kind === 'die-in-data' && (end < 0 ? dataBuf.length : end) >= behaviour.afterBytes) {
+            received.push(dataBuf);
             socket.destroy();
             return;
           }
-          if (end < 0) {
-            buf = Buffer.alloc(0);
-            return;
-          }
-          buf = buf.subarray(end + 5);
+          if (end < 0) return;
+          const content = Buffer.from(dataBuf.subarray(0, end));
+          buf = dataBuf.subarray(end + 3);
+          dataBuf = Buffer.alloc(0);
           inData = false;
-          received.push(Buffer.concat(data));
+          received.push(content);
           const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
           for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
           rcpts = 0;
-          data.length = 0;
-          dataBytes = 0;
           if (behaviour.kind !== 'ok') {
             socket.destroy();
             return;
