@@ -5,7 +5,8 @@
  * away mid-DATA, abusive clients while another delivers, and 421 on shutdown.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { LMTP_CLIENT_IDLE_TIMEOUT } from '../../src/lmtp/session.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { LineClient } from '../support/lines.js';
 import { readReply, reply, smtplib, startFakeLmtp, type FakeLmtp } from '../support/lmtp-peers.js';
@@ -276,6 +277,27 @@ describe('limits and abusive clients', () => {
     expect(await inbox('alice@a.example', 'despite-abuse')).toHaveLength(1);
     await px.waitForLog((x) => x.reason === 'line_too_long');
     await px.waitForLog((x) => x.reason === 'too_many_bad_commands');
+  });
+});
+
+describe('idle clients', () => {
+  test(`a client silent for LMTP_CLIENT_IDLE_TIMEOUT (${LMTP_CLIENT_IDLE_TIMEOUT / 60_000} min) gets 421 4.4.2 and is closed`, async () => {
+    const l = await client();
+    // portier runs in this process: its idle timer, armed by the next command, runs on a fake clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      l.write('NOOP\r\n');
+      expect(await reply(l)).toBe('250 2.0.0 OK');
+      vi.advanceTimersByTime(LMTP_CLIENT_IDLE_TIMEOUT - 1000);
+      await new Promise((r) => setImmediate(r));
+      expect(l.pending()).toBe('');
+      vi.advanceTimersByTime(2000);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await reply(l)).toBe(`421 4.4.2 ${px.portier.runtime.hostname} Disconnected for inactivity`);
+    await l.waitClosed();
+    await px.waitForLog((x) => x.reason === 'idle_timeout');
   });
 });
 
