@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { LMTP_MAX_RECIPIENTS } from '../../src/lmtp/commands.js';
 import { LMTP_CLIENT_IDLE_TIMEOUT } from '../../src/lmtp/session.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { LineClient } from '../support/lines.js';
@@ -241,6 +242,21 @@ describe('limits and abusive clients', () => {
     expect(await reply(l)).toBe('221 2.0.0 Bye');
     expect(await inbox('alice@a.example', 'too-big')).toEqual([]);
     expect(await inbox('alice@a.example', 'small-enough')).toHaveLength(1);
+  });
+
+  test(`more than LMTP_MAX_RECIPIENTS (${LMTP_MAX_RECIPIENTS}) RCPTs in one transaction: 452 4.5.3 for the rest`, async () => {
+    const l = await client();
+    l.write(`LHLO mta.test\r\nMAIL FROM:<>\r\n${'RCPT TO:<nobody@a.example>\r\n'.repeat(LMTP_MAX_RECIPIENTS + 2)}RSET\r\nMAIL FROM:<>\r\nRCPT TO:<nobody@a.example>\r\nQUIT\r\n`);
+    await readReply(l);
+    expect(await reply(l)).toBe('250 2.1.0 OK');
+    for (let i = 0; i < LMTP_MAX_RECIPIENTS; i++) expect(await reply(l)).toBe("550 5.1.1 <nobody@a.example> User doesn't exist");
+    expect(await reply(l)).toBe('452 4.5.3 Too many recipients');
+    expect(await reply(l)).toBe('452 4.5.3 Too many recipients');
+    // A new transaction starts counting again.
+    expect(await reply(l)).toBe('250 2.0.0 OK');
+    expect(await reply(l)).toBe('250 2.1.0 OK');
+    expect(await reply(l)).toBe("550 5.1.1 <nobody@a.example> User doesn't exist");
+    expect(await reply(l)).toBe('221 2.0.0 Bye');
   });
 
   test('a huge line, garbage and too many bad commands get clear replies and a close, while another client delivers', async () => {
