@@ -90,6 +90,7 @@ export class Transaction {
   readonly #groups = new Map<string, Group>();
   readonly #session: ClientSession;
   readonly #ctx: UpstreamContext;
+  #closed = false;
 
   constructor(session: ClientSession, ctx: UpstreamContext, envelope: Envelope) {
     this.#session = session;
@@ -105,6 +106,11 @@ export class Transaction {
       this.#groups.set(d.route.key, group);
     }
     await group.open(this.#session, this.#ctx, this.envelope);
+    if (this.#closed) {
+      // The transaction ended (client gone, RSET by shutdown) while the backend was being reached.
+      group.conn?.quit();
+      return backendFailureReply(failure('remote', 'transaction ended'));
+    }
     const log = { rcpt: clientAddress, user: d.user, backend: group.route.name };
     if (group.refusal !== undefined || group.conn === undefined) {
       this.#session.log.info({ ...log, reply: group.refusal }, 'recipient refused: backend not usable');
@@ -169,6 +175,7 @@ export class Transaction {
 
   /** End of the transaction: QUIT every backend connection. */
   close(): void {
+    this.#closed = true;
     for (const g of this.#groups.values()) g.conn?.quit();
     this.#groups.clear();
   }
