@@ -110,6 +110,7 @@ function resolvePaths(config: Config, base: string): Config {
     const v = abs(config[key]);
     if (v !== undefined) out[key] = v;
   }
+  out.mail_temp_dir = abs(config.mail_temp_dir) ?? config.mail_temp_dir;
   out.local_name = Object.fromEntries(
     Object.entries(config.local_name).map(([name, ln]) => [
       name,
@@ -163,6 +164,14 @@ function checkFiles(config: Config, where: Where): string[] {
   config.passdb.forEach((p, i) => {
     if (p.driver === 'passwd-file' && p.path !== undefined && !p.path.includes('%')) check(['passdb', i, 'path'], p.path);
   });
+  // LMTP spools messages there: better refused at start than a 451 for every large message.
+  if (config.protocols.includes('lmtp')) {
+    try {
+      accessSync(config.mail_temp_dir, constants.W_OK | constants.X_OK);
+    } catch {
+      problems.push(`${where(['mail_temp_dir'])}mail_temp_dir: cannot write to ${config.mail_temp_dir}`);
+    }
+  }
   return problems;
 }
 
