@@ -5,11 +5,14 @@
  * intermediate, per-listener and per-protocol certificates, protocol versions, cipher lists and
  * server preference, no renegotiation, session resumption, ALPN (ALPACA), strict SNI.
  */
+import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { startPortier, type RunningPortier } from '../support/portier.js';
+import { freePort } from '../support/ports.js';
+import { runPortierBin, startPortier, type RunningPortier } from '../support/portier.js';
 import { sharedTestCa, type IssuedCert, type TestCa } from '../support/tlsca.js';
 import { makeTempDir } from '../support/tmp.js';
 import { pyTls, pyTlsOk, sClient, seenCert } from './tls-tools.js';
@@ -216,6 +219,43 @@ describe('protocol settings', () => {
     expect(second).toMatch(/Reused, TLSv1\.[23]/);
     expect(second).toMatch(/\* OK \[CAPABILITY/);
     await px.waitForLog((l) => l.msg === 'TLS established' && l['resumed'] === true);
+  });
+
+  test('resumption across cluster workers: a ticket issued by one worker is accepted by another (the real command, workers: 2)', async () => {
+    const dir = await makeTempDir('portier-workers-');
+    const port = await freePort('127.0.0.1');
+    const file = join(dir, 'portier.yaml');
+    writeFileSync(join(dir, 'users'), '');
+    writeFileSync(
+      file,
+      `protocols: imap\nlisten: 127.0.0.1\nssl: yes\nssl_cert: ${f('def', 'certFile')}\nssl_key: ${f('def', 'keyFile')}\n` +
+        `workers: 2\nlog_level: debug\nadmin_socket: ''\nservice:\n  imap-login:\n    inet_listener:\n      imap: { port: 0 }\n      imaps: { port: ${port} }\n` +
+        `passdb:\n  - driver: passwd-file\n    args: ${join(dir, 'users')}\n`,
+    );
+    const proc = runPortierBin(['serve', '-c', file]);
+    try {
+      const started = Date.now();
+      while ((proc.stdout().match(/"msg":"worker started"/g) ?? []).length < 2) {
+        if (Date.now() - started > 20_000 || proc.child.exitCode !== null) throw new Error(`workers did not start:\n${proc.stdout()}\n${proc.stderr()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const established = (): { pid: number; resumed: boolean }[] =>
+        proc.stdout().split('\n').filter((l) => l.includes('"msg":"TLS established"')).map((l) => JSON.parse(l) as { pid: number; resumed: boolean });
+      const sess = join(dir, 'session.pem');
+      expect(await sClient(['-connect', `127.0.0.1:${port}`, '-sess_out', sess])).toMatch(/New, TLSv1\.3/);
+      const issuer = established()[0]?.pid;
+      expect(issuer).toBeDefined();
+      // The kernel spreads connections over the workers: try until one lands on the other worker.
+      for (let i = 0; i < 30 && !established().some((e) => e.pid !== issuer); i++) {
+        expect(await sClient(['-connect', `127.0.0.1:${port}`, '-sess_in', sess], { holdMs: 300 })).toMatch(/Reused, TLSv1\.3/);
+      }
+      const elsewhere = established().filter((e) => e.pid !== issuer);
+      expect(elsewhere.length).toBeGreaterThan(0);
+      expect(elsewhere.every((e) => e.resumed)).toBe(true);
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
   });
 
   test('resumption after STARTTLS too (python, TLS 1.2)', async () => {
