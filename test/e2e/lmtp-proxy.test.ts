@@ -102,7 +102,7 @@ beforeAll(async () => {
     startDovecot({ ...trust, address: '127.0.0.4', users: [{ user: 'eve@c.example', password: 'x' }, { user: 'frank@c.example', password: 'x' }] }),
   ]);
   lmtpPort = await freePort('127.0.0.1');
-  px = await startPortier(`${config()}service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n`, { users: users() });
+  px = await startPortier(`${config()}service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n      lmtps: { port: {{port}}, ssl: yes }\n`, { users: users() });
   local = await startPortier(`${config()}local_backend:\n  lmtp: ${a.host}:${a.ports.lmtp}\nservice:\n  lmtp:\n    inet_listener:\n      lmtp: { port: {{port}} }\n`, { users: users() });
 });
 
@@ -305,6 +305,20 @@ describe('LMTP TLS', () => {
     expect(r.lhlo?.[1]).not.toContain('STARTTLS');
     expect(r.data.map((x) => x[0])).toEqual([250]);
     expect(await inbox(a, 'alice@a.example', 'over-tls')).toHaveLength(1);
+  });
+
+  test('an implicit-TLS listener (ssl: yes): TLS first, no STARTTLS offered, delivery works', async () => {
+    const ca = await import('node:fs/promises').then((f) => f.readFile(cert.caFile));
+    const l = await LineClient.connect(px.port('lmtps'), { localAddress: CLIENT_IP, tls: { ca, servername: 'localhost' } });
+    expect((l.socket as TLSSocket).authorized).toBe(true);
+    expect(await reply(l)).toMatch(/^220 \S+ portier ready\.$/);
+    l.write('LHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
+    expect(await readReply(l)).not.toContain('250 STARTTLS');
+    for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
+    l.write(Buffer.concat([message('implicit-tls'), Buffer.from('.\r\nQUIT\r\n')]));
+    expect(await reply(l)).toMatch(/^250 2\.0\.0 <alice@a\.example> /);
+    expect(await reply(l)).toBe('221 2.0.0 Bye');
+    expect(await inbox(a, 'alice@a.example', 'implicit-tls')).toHaveLength(1);
   });
 
   test('commands pipelined after STARTTLS in the same packet are discarded', async () => {
