@@ -68,6 +68,7 @@ export class LmtpSession implements LmtpContext {
   listen(): void {
     const socket = this.session.socket;
     socket.on('data', (chunk: Buffer) => {
+      if (this.session.ended) return;
       this.#armIdle();
       if (this.#mode === 'data') this.#feed(chunk);
       else {
