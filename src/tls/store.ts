@@ -110,11 +110,13 @@ export class TlsStore {
     return report;
   }
 
-  /** Follow the certificate files: reload on change (debounced), and rotate ticket keys on time. */
+  /** Rotate ticket keys on time, and (ssl_watch_files) follow the certificate files: reload on change. */
   watch(): void {
-    if (this.#watcher !== undefined || !this.#config.ssl_watch_files) return;
+    if (this.#watcher !== undefined) return;
     this.#watcher = new CertWatcher(this.#watchedFiles(), {
-      changed: () => this.reload(this.#config, this.#listeners, 'file changed'),
+      changed: () => {
+        if (this.#config.ssl_watch_files) this.reload(this.#config, this.#listeners, 'file changed');
+      },
       tick: () => {
         if (ticketEpoch() !== this.#epoch) this.reload(this.#config, this.#listeners, 'session ticket key rotation');
       },
@@ -176,11 +178,14 @@ export class TlsStore {
   }
 
   #watchedFiles(): string[] {
+    if (!this.#config.ssl_watch_files) return [];
     const files: string[] = [];
     for (const e of this.#contexts.byId.values()) files.push(e.spec.cert, e.spec.key, ...(e.spec.altCert ? [e.spec.altCert, e.spec.altKey ?? ''] : []));
     for (const s of specs(this.#config, this.#listeners)) files.push(s.cert, s.key, ...(s.altCert ? [s.altCert, s.altKey ?? ''] : []));
     const c = this.#config;
-    for (const f of [c.ssl_ca, c.ssl_session_ticket_key_file, c.ssl_client_ca_file, c.ssl_client_ca_dir, c.ssl_client_cert, c.ssl_client_key]) if (f) files.push(f);
+    for (const f of [c.ssl_ca, c.ssl_session_ticket_key_file, c.ssl_client_ca_file, c.ssl_client_cert, c.ssl_client_key]) if (f) files.push(f);
+    // The watcher watches each file's directory: `dir/.` makes that the CA directory itself.
+    if (c.ssl_client_ca_dir) files.push(`${c.ssl_client_ca_dir}/.`);
     return [...new Set(files.filter((f) => f !== ''))];
   }
 
