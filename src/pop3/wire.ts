@@ -1,7 +1,6 @@
 /**
- * POP3 framing without sockets: one bounded line reader for both directions (client commands
- * and SASL responses; backend replies), and the command split. Lines end in CRLF; a bare LF
- * is accepted, as Dovecot does. Nothing is buffered past the limit: a longer line is an error.
+ * POP3 framing without sockets: the limits for the shared line reader (wire/lines.ts) in both
+ * directions (client commands and SASL responses; backend replies), and the command split.
  */
 import { MAX_SASL_RESPONSE_BYTES } from '../sasl/index.js';
 
@@ -21,51 +20,7 @@ export const POP3_MAX_CAPA_LINES = 100;
 /** Longest command keyword portier looks at; RFC 1939 keywords are 3–4 characters. */
 export const POP3_MAX_KEYWORD_LENGTH = 32;
 
-export type LineEvent = { readonly kind: 'line'; readonly line: Buffer } | { readonly kind: 'too-long' };
-
-export class Pop3LineReader {
-  readonly #max: number;
-  #buf: Buffer = Buffer.alloc(0);
-  /** Bytes already searched for LF, so a slow line is not rescanned from the start. */
-  #scanned = 0;
-
-  /** `maxLineLength`: bytes per line, without the line end. */
-  constructor(maxLineLength: number) {
-    this.#max = maxLineLength;
-  }
-
-  get buffered(): number {
-    return this.#buf.length;
-  }
-
-  push(chunk: Buffer): void {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-  }
-
-  /** The next complete line without its CRLF/LF; `too-long` once a line passes the limit. */
-  next(): LineEvent | null {
-    const lf = this.#buf.indexOf(0x0a, this.#scanned);
-    if (lf < 0) {
-      this.#scanned = this.#buf.length;
-      // The limit plus a CR that may still be followed by LF.
-      return this.#buf.length > this.#max + 1 ? { kind: 'too-long' } : null;
-    }
-    const end = lf > 0 && this.#buf[lf - 1] === 0x0d ? lf - 1 : lf;
-    if (end > this.#max) return { kind: 'too-long' };
-    const line = this.#buf.subarray(0, end);
-    this.#buf = this.#buf.subarray(lf + 1);
-    this.#scanned = 0;
-    return { kind: 'line', line };
-  }
-
-  /** Everything not yet returned as a line (handed to the splice, or discarded after STLS). */
-  drain(): Buffer {
-    const rest = this.#buf;
-    this.#buf = Buffer.alloc(0);
-    this.#scanned = 0;
-    return rest;
-  }
-}
+export { LineReader as Pop3LineReader, type LineEvent } from '../wire/lines.js';
 
 export interface Pop3Command {
   /** Upper-cased keyword. */
