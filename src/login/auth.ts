@@ -121,7 +121,7 @@ async function decide(session: ClientSession, creds: LoginCredentials): Promise<
   const user = normalizeUser(login, config.auth_username_format, config.auth_username_chars);
   if (user === null) return { kind: 'failed', why: 'invalid user name' };
   session.user = user;
-  const base = requestBase(session, creds, login);
+  const base = requestBase(session, creds.mech, login);
 
   let password: Buffer = creds.password;
   if (master !== undefined) {
@@ -202,7 +202,7 @@ async function decideExternal(session: ClientSession, creds: LoginCredentials): 
   const user = normalizeUser(creds.authcid, config.auth_username_format, config.auth_username_chars);
   if (user === null) return { kind: 'failed', why: 'invalid user name in the client certificate' };
   session.user = user;
-  const found = await passdbs.authenticate({ ...requestBase(session, creds, creds.authcid), user, password: undefined });
+  const found = await passdbs.authenticate({ ...requestBase(session, creds.mech, creds.authcid), user, password: undefined });
   if (found.kind === 'tempfail') return { kind: 'tempfail', why: found.reason };
   if (found.kind !== 'ok') return { kind: 'failed', why: `EXTERNAL: ${found.kind === 'unknown' ? 'unknown user' : 'refused by the passdb'} ${user}` };
   const outcome = route(session, found.user, found.fields, Buffer.alloc(0), undefined);
@@ -262,12 +262,13 @@ function route(
   };
 }
 
-function requestBase(session: ClientSession, creds: LoginCredentials, origUser: string): Omit<AuthRequest, 'user'> {
+/** The passdb request facts of this connection (everything but the user), for logins and LMTP recipients alike. */
+export function requestBase(session: ClientSession, mech: string, origUser: string): Omit<AuthRequest, 'user'> {
   const p = session.peer;
   return {
     protocol: session.listener.protocol,
     origUser,
-    mech: creds.mech,
+    mech,
     sessionId: session.id,
     remoteIp: p.remoteIp,
     remotePort: p.remotePort,
