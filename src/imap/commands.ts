@@ -3,6 +3,7 @@
  * function over the connection's context. Login itself (LOGIN / AUTHENTICATE) ends in
  * `login()`, which asks the login core and either hands over to the splice or replies.
  */
+import { isIP } from 'node:net';
 import type { LoginCredentials } from '../login/auth.js';
 import { runLogin, type LoginWords } from '../login/flow.js';
 import type { ClientSession } from '../login/session.js';
@@ -13,6 +14,7 @@ import { imapUpstream } from './upstream.js';
 import { asAString, readIdParams, type IdParams } from './wire/args.js';
 import type { ImapCommand, ImapCommandReader } from './wire/command-reader.js';
 import { quoteIdValue } from './wire/encode.js';
+import { normalizeAddress } from '../listen/netmatch.js';
 
 export interface CommandContext {
   readonly session: ClientSession;
@@ -69,20 +71,26 @@ function id(ctx: CommandContext, cmd: ImapCommand): void {
   ctx.reply(`${cmd.tag} OK ID completed.`);
 }
 
-/** Dovecot's trusted ID fields: the real client behind another proxy. */
+/**
+ * Dovecot's trusted ID fields: the real client behind another proxy. Addresses must parse
+ * as IP addresses (Dovecot: net_addr2ip), else they are ignored: the value ends up in logs,
+ * passdb variables, penalties, allow_nets and what is forwarded to the backend (R22).
+ */
 function applyForwardedFacts(s: ClientSession, params: IdParams): void {
   const peer = s.peer;
   for (const [key, value] of params) {
     if (value === null) continue;
     switch (key.toLowerCase()) {
       case 'x-originating-ip':
-        peer.remoteIp = value;
+        if (isIP(value) !== 0) peer.remoteIp = normalizeAddress(value);
+        else s.log.info({ key }, 'ID: forwarded address is not an IP address; ignored');
         break;
       case 'x-originating-port':
         if (/^\d{1,5}$/.test(value)) peer.remotePort = Number(value);
         break;
       case 'x-connected-ip':
-        peer.localIp = value;
+        if (isIP(value) !== 0) peer.localIp = normalizeAddress(value);
+        else s.log.info({ key }, 'ID: forwarded address is not an IP address; ignored');
         break;
       case 'x-connected-port':
         if (/^\d{1,5}$/.test(value)) peer.localPort = Number(value);
