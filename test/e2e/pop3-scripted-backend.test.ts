@@ -1,7 +1,8 @@
 /**
- * A POP3 backend that goes away under a proxied session: the client gets a last
- * `-ERR [SYS/TEMP]` and is closed, unless the backend's last words were a status line of its
- * own (its QUIT answer). A scripted backend, because a real one will not die on cue.
+ * A scripted POP3 backend, for what a real one will not do on cue: it goes away under a
+ * proxied session (the client gets a last `-ERR [SYS/TEMP]` and is closed, unless the
+ * backend's last words were a status line of its own), and it refuses logins with texts a
+ * non-Dovecot server might use (relayed only for [IN-USE] / [LOGIN-DELAY]).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -11,11 +12,20 @@ import { startPortier, type RunningPortier } from '../support/portier.js';
 let backend: Server;
 let px: RunningPortier;
 
+/** What the backend answers PASS for these users. */
+const REFUSALS: Record<string, string> = {
+  locked: '-ERR [IN-USE] Mailbox is locked by another session.\r\n',
+  delayed: '-ERR [LOGIN-DELAY] Wait 5 minutes between logins.\r\n',
+  gone: '-ERR No such user "gone" here, try mx2\r\n',
+  perm: '-ERR [SYS/PERM] Account gone since 2019 (ticket 4711)\r\n',
+};
+
 /** +OK to everything; STAT kills the connection mid-session; QUIT answers and closes. */
 function serve(socket: Socket): void {
   socket.on('error', () => {});
   socket.write('+OK scripted ready.\r\n');
   let buf = '';
+  let user = '';
   socket.on('data', (d: Buffer) => {
     buf += d.toString('latin1');
     for (let lf = buf.indexOf('\n'); lf >= 0; lf = buf.indexOf('\n')) {
@@ -24,7 +34,11 @@ function serve(socket: Socket): void {
       if (line === 'CAPA') socket.write('+OK\r\nUSER\r\n.\r\n');
       else if (line === 'STAT') socket.destroy();
       else if (line === 'QUIT') socket.end('+OK Logging out.\r\n');
-      else socket.write(line.startsWith('PASS') ? '+OK Logged in.\r\n' : '+OK\r\n');
+      else if (line.startsWith('USER ')) {
+        user = line.slice(5).toLowerCase();
+        socket.write('+OK\r\n');
+      } else if (line.startsWith('PASS')) socket.write(REFUSALS[user] ?? '+OK Logged in.\r\n');
+      else socket.write('+OK\r\n');
     }
   });
 }
@@ -81,4 +95,23 @@ test('the backend answers QUIT and closes: no extra line after its +OK', async (
   expect(await c.line()).toBe('+OK Logging out.');
   await c.waitClosed();
   expect(c.pending()).toBe('');
+});
+
+test('backend refusals: [IN-USE] and [LOGIN-DELAY] relayed, anything else generic (no user enumeration)', async () => {
+  const c = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
+  expect(await c.line()).toBe('+OK portier ready.');
+  const tryLogin = async (u: string): Promise<string> => {
+    c.write(`USER ${u}\r\nPASS p\r\n`);
+    expect(await c.line()).toBe('+OK');
+    return c.line();
+  };
+  expect(await tryLogin('locked')).toBe('-ERR [IN-USE] Mailbox is locked by another session.');
+  expect(await tryLogin('delayed')).toBe('-ERR [LOGIN-DELAY] Wait 5 minutes between logins.');
+  expect(await tryLogin('gone')).toBe('-ERR [AUTH] Authentication failed.');
+  expect(await tryLogin('perm')).toBe('-ERR [SYS/PERM] Account is not available.');
+  // The client may go on on the same connection.
+  expect(await tryLogin('fine')).toBe('+OK Logged in.');
+  c.close();
+  const why = await px.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('No such user'));
+  expect(why.msg).toMatch(/backend refused the login/);
 });
