@@ -321,6 +321,29 @@ describe('LMTP TLS', () => {
     expect(await inbox(a, 'alice@a.example', 'implicit-tls')).toHaveLength(1);
   });
 
+  test('ssl: required: MAIL before STARTTLS is 530; after STARTTLS the transaction goes through', async () => {
+    const strict = await startPortier(`${config().replace('ssl: yes', 'ssl: required')}service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: {{port}} }\n`, { users: users() });
+    try {
+      const l = await client(strict);
+      l.write('LHLO mta.test\r\nMAIL FROM:<>\r\n');
+      expect(await readReply(l)).toContain('250 STARTTLS');
+      expect(await reply(l)).toBe('530 5.7.0 Must issue a STARTTLS command first');
+      l.write('STARTTLS\r\n');
+      expect(await reply(l)).toBe('220 2.0.0 Begin TLS negotiation now.');
+      await l.starttls({ ca: await import('node:fs/promises').then((f) => f.readFile(cert.caFile)), servername: 'localhost' });
+      l.write('LHLO mta.test\r\n');
+      await readReply(l);
+      l.write('MAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
+      for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
+      l.write(Buffer.concat([message('required-tls'), Buffer.from('.\r\n')]));
+      expect(await reply(l)).toMatch(/^250 2\.0\.0 <alice@a\.example> /);
+      l.close();
+      expect(await inbox(a, 'alice@a.example', 'required-tls')).toHaveLength(1);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   test('commands pipelined after STARTTLS in the same packet are discarded', async () => {
     const l = await client();
     l.write('LHLO mta.test\r\n');
