@@ -130,7 +130,7 @@ async function decide(
     forward,
     route: {
       // Dovecot shares a connection per (protocol, host, hostip, port, source_ip, ssl).
-      key: [protocol, target.host, ip, dport, target.sourceIp ?? '', tls, target.anyCert, notTrusted].join('|'),
+      key: [protocol, target.host, ip, dport, target.sourceIp ?? '', tls, target.anyCert, target.sslServerName ?? '', notTrusted].join('|'),
       name: local ? `${ip}:${dport} (local)` : `${target.host}:${dport}`,
       protocol,
       host: local ? ip : target.host,
@@ -139,6 +139,7 @@ async function decide(
       sourceIp,
       tls,
       anyCert: target.anyCert,
+      sslServerName: local ? undefined : target.sslServerName,
       notTrusted,
       timeoutMs,
       // A local delivery is not a hop: the TTL is passed on unchanged.

@@ -188,7 +188,7 @@ export class LmtpSession implements LmtpContext {
     return {
       hostname: this.hostname,
       client: { addr: s.peer.remoteIp, port: s.peer.remotePort, helo: this.forwardedHelo ?? this.helo, proto: 'LMTP', session: s.id },
-      tlsOptions: (host, anyCert) => s.runtime.tls.clientOptions(host, anyCert),
+      tlsOptions: (route) => s.runtime.tls.upstreamOptions(route),
     };
   }
 

@@ -29,6 +29,8 @@ export interface BackendRoute {
   readonly sourceIp: string | undefined;
   readonly tls: BackendTls;
   readonly anyCert: boolean;
+  /** passdb `ssl_server_name`: the name to verify (and send as SNI) instead of `host`. */
+  readonly sslServerName: string | undefined;
   readonly notTrusted: boolean;
   readonly timeoutMs: number;
   /** The TTL this hop sends on. */
@@ -42,7 +44,8 @@ export interface UpstreamContext {
   readonly hostname: string;
   /** What XCLIENT tells the backend about the client. */
   readonly client: XclientParams;
-  tlsOptions(host: string, anyCert: boolean): ConnectionOptions;
+  /** TLS options towards this route's backend (name to verify, SNI, CA, client certificate). */
+  tlsOptions(route: BackendRoute): ConnectionOptions;
 }
 
 export interface Envelope {
@@ -89,7 +92,7 @@ export class BackendConnection {
     const signal = AbortSignal.timeout(route.timeoutMs);
     let socket: Socket = await connectTcp({ host: route.host, address: route.address, port: route.port, sourceIp: route.sourceIp }, signal);
     if (route.tls === 'ssl' && !route.local) {
-      socket = await startClientTls(socket, route.host, ctx.tlsOptions(route.host, route.anyCert), signal);
+      socket = await startClientTls(socket, route.host, ctx.tlsOptions(route), signal);
     }
     return new BackendConnection(route, socket);
   }
@@ -222,7 +225,7 @@ export class BackendConnection {
     this.#reader = new SmtpReplyReader();
     this.#replies.length = 0;
     const signal = AbortSignal.timeout(this.route.timeoutMs);
-    const tls = await startClientTls(this.#socket, this.route.host, ctx.tlsOptions(this.route.host, this.route.anyCert), signal);
+    const tls = await startClientTls(this.#socket, this.route.host, ctx.tlsOptions(this.route), signal);
     this.#socket = tls;
     this.#attach(tls);
   }

@@ -172,11 +172,6 @@ export class TlsStore {
     return this.#upstream.options(target);
   }
 
-  /** Compatibility form of upstreamOptions: the name to verify (and send as SNI when not an IP). */
-  clientOptions(servername: string, anyCert: boolean): ConnectionOptions & { host: string } {
-    return this.#upstream.options({ host: servername, anyCert });
-  }
-
   #watchedFiles(): string[] {
     if (!this.#config.ssl_watch_files) return [];
     const files: string[] = [];

@@ -47,6 +47,7 @@ function users(): string {
     `tls@x.example:::::::${at(FAKE_IP, tlsFake.port, ' ssl=yes')}`,
     `wrongname@x.example:::::::${at(FAKE_IP, wrongNameFake.port, ' ssl=yes')}`,
     `anycert@x.example:::::::${at(FAKE_IP, wrongNameFake.port, ' ssl=any-cert')}`,
+    `sslname@x.example:::::::${at(FAKE_IP, wrongNameFake.port, ' ssl=yes ssl_server_name=other.example')}`,
     `src@x.example:::::::${at(FAKE_IP, good.port, ' source_ip=127.0.0.8')}`,
     `named@x.example:::::::proxy=y host=backend.invalid hostip=${FAKE_IP} port=${good.port}`,
     '',
@@ -206,14 +207,16 @@ describe('passdb fields for LMTP', () => {
     expect(smtpFake.received.at(-1)?.toString()).toContain('Subject: via-smtp\r\n');
   });
 
-  test('ssl=yes: implicit TLS with the certificate verified; a wrong name is refused, ssl=any-cert accepts it', async () => {
-    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['tls@x.example', 'wrongname@x.example', 'anycert@x.example'], message: message('backend-ssl') });
+  test('ssl=yes: implicit TLS with the certificate verified; a wrong name is refused, ssl=any-cert or ssl_server_name accepts it', async () => {
+    const r = await smtplib({ port: px.port('lmtp'), from: '', rcpts: ['tls@x.example', 'wrongname@x.example', 'anycert@x.example', 'sslname@x.example'], message: message('backend-ssl') });
     expect(r.rcpt).toEqual([
       [250, '2.1.5 OK'],
       [451, '4.4.0 Remote server not answering (TLS)'],
       [250, '2.1.5 OK'],
+      // host is an IP; the certificate names other.example, which ssl_server_name asks for.
+      [250, '2.1.5 OK'],
     ]);
-    expect(r.data.map((x) => x[0])).toEqual([250, 250]);
+    expect(r.data.map((x) => x[0])).toEqual([250, 250, 250]);
     expect(tlsFake.received.at(-1)?.toString()).toContain('Subject: backend-ssl\r\n');
     expect(wrongNameFake.received.at(-1)?.toString()).toContain('Subject: backend-ssl\r\n');
   });
