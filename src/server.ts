@@ -14,6 +14,7 @@ import { imapFrontend } from './imap/frontend.js';
 import { pop3Frontend } from './pop3/frontend.js';
 import { lmtpFrontend } from './lmtp/frontend.js';
 import { bindListener, type BoundListener, type ProtocolFrontend } from './listen/server.js';
+import { ConnectionLimits } from './login/limits.js';
 import { createRuntime, type Runtime } from './login/runtime.js';
 import { TlsStore } from './tls/store.js';
 import type { ClientSession, SessionInfo } from './login/session.js';
@@ -35,6 +36,8 @@ export class Portier {
   /** Backend failure memory outlives reloads: a dead backend is still dead after SIGHUP. */
   readonly #health = new BackendHealth(() => this.#runtime.config.proxy_host_immediate_failure_after);
   readonly #disconnects = new DisconnectSpreader(() => this.#runtime.config.login_proxy_max_disconnect_delay);
+  /** Connection counts outlive reloads: sessions admitted before one are still there. */
+  readonly #limits = new ConnectionLimits();
   readonly #log: Logger;
   #bound: BoundListener[] = [];
   readonly #sessions = new Set<ClientSession>();
@@ -61,7 +64,7 @@ export class Portier {
     }
     this.#penalty = AuthPenalty.fromConfig(loaded.config, log);
     this.#tls = new TlsStore(loaded.config, loaded.listeners, log);
-    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls });
+    this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls, limits: this.#limits });
     this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
   }
 
@@ -153,7 +156,7 @@ export class Portier {
   reload(loaded: LoadedConfig): void {
     const old = this.#runtime;
     this.#tls.reload(loaded.config, loaded.listeners, 'configuration reload');
-    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls });
+    this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls, limits: this.#limits });
     void old.passdbs.close();
     this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');
@@ -205,8 +208,37 @@ export class Portier {
       session.close('shutdown', 'Disconnected: server shutting down', FRONTENDS[session.listener.protocol]?.goodbye(session, 'shutdown'));
       return;
     }
+    if (!this.#admit(session)) return;
     this.#sessions.add(session);
     session.onEnd(() => this.#sessions.delete(session));
+  }
+
+  /**
+   * Pre-auth limits for the login protocols (LMTP has no login; its clients are MTAs): too
+   * many from one address is refused, a full house sheds its oldest idle client. On an
+   * implicit-TLS listener nothing is written before the handshake, so a refusal is a close.
+   */
+  #admit(session: ClientSession): boolean {
+    if (session.listener.protocol === 'lmtp') return true;
+    const verdict = this.#limits.admitPreauth(session);
+    const frontend = FRONTENDS[session.listener.protocol];
+    if (verdict.kind === 'refuse') {
+      const perIp = verdict.why === 'per-ip';
+      const reply = session.listener.ssl ? undefined : frontend?.goodbye(session, perIp ? 'per-ip' : 'full');
+      session.log.warn(
+        { rip: session.peer.remoteIp, limit: perIp ? session.runtime.config.login_max_preauth_per_ip : session.runtime.config.login_max_preauth },
+        perIp ? 'connection refused: too many connections not logged in from this address (login_max_preauth_per_ip)' : 'connection refused: login_max_preauth reached and no idle client to shed',
+      );
+      session.close(perIp ? 'too_many_connections' : 'connection_queue_full', 'Disconnected: connection limit', reply);
+      return false;
+    }
+    const shed = verdict.shed;
+    if (shed !== undefined) {
+      shed.log.info({ rip: shed.peer.remoteIp, limit: session.runtime.config.login_max_preauth }, 'oldest client not logged in shed to make room (login_max_preauth)');
+      const greeted = shed.state === 'pre-auth';
+      shed.close('connection_queue_full', 'Disconnected: connection queue full', greeted ? FRONTENDS[shed.listener.protocol]?.goodbye(shed, 'full') : undefined);
+    }
+    return true;
   }
 
   async #closeListeners(): Promise<void> {

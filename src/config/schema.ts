@@ -179,6 +179,12 @@ export const configSchema = z.strictObject({
   login_max_bad_commands: z.number().int().min(1).default(3),
   login_max_line_length: size.default(8192),
   login_max_literal_size: size.default(8192),
+  /** portier: clients not logged in yet from one address (IPv6: per auth_penalty_ipv6_prefix); 0 = no limit. */
+  login_max_preauth_per_ip: z.number().int().min(0).default(100),
+  /** portier: clients not logged in yet in all; when full the oldest idle one is shed (Dovecot drops its oldest). */
+  login_max_preauth: z.number().int().min(0).default(10_000),
+  /** Dovecot: proxied sessions per protocol, user and client address; 0 = no limit. */
+  mail_max_userip_connections: z.number().int().min(0).default(10),
   login_proxy_timeout: duration.default(30_000),
   login_proxy_max_reconnects: z.number().int().min(0).max(20).default(3),
   login_proxy_idle_timeout: duration.default(30 * 60_000),

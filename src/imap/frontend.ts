@@ -4,7 +4,7 @@
  * framer one at a time, so nothing after LOGIN/STARTTLS is parsed before its time.
  */
 import { ImapCommandReader, type ImapCommand, type ImapCommandEvent } from './wire/command-reader.js';
-import type { ProtocolFrontend } from '../listen/server.js';
+import type { GoodbyeReason, ProtocolFrontend } from '../listen/server.js';
 import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
 import { preLoginCapabilities, starttlsOffered } from './capability.js';
@@ -18,7 +18,14 @@ export const imapFrontend: ProtocolFrontend = {
   start(session) {
     new ImapLogin(session).start();
   },
-  goodbye: (_session, why) => `${why === 'timeout' ? REPLY.byeTimeout : REPLY.byeShutdown}\r\n`,
+  goodbye: (_session, why) => `${GOODBYE[why]}\r\n`,
+};
+
+const GOODBYE: Readonly<Record<GoodbyeReason, string>> = {
+  shutdown: REPLY.byeShutdown,
+  timeout: REPLY.byeTimeout,
+  'per-ip': REPLY.byeTooManyFromIp,
+  full: REPLY.byeQueueFull,
 };
 
 export class ImapLogin extends CommandLoop<ImapCommandEvent> implements CommandContext {

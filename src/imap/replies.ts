@@ -6,6 +6,7 @@
 import type { ProxyFailure } from '../backend/failure.js';
 import type { AuthOutcome } from '../login/auth.js';
 import { safeText } from '../login/flow.js';
+import { userIpText } from '../login/limits.js';
 
 export const REPLY = {
   authFailed: 'NO [AUTHENTICATIONFAILED] Authentication failed.',
@@ -24,6 +25,8 @@ export const REPLY = {
   byeTooManyBad: '* BYE Too many invalid IMAP commands.',
   byeTimeout: '* BYE Disconnected for inactivity.',
   byeShutdown: '* BYE [UNAVAILABLE] Server shutting down.',
+  byeTooManyFromIp: '* BYE [UNAVAILABLE] Too many connections from your address.',
+  byeQueueFull: '* BYE [UNAVAILABLE] Connection queue full.',
   byeLineTooLong: '* BYE Too long command line.',
   byeLiteralTooLarge: '* BYE Literal too large.',
   byeLogout: '* BYE Logging out',
@@ -44,6 +47,8 @@ export function authOutcomeReply(outcome: Exclude<AuthOutcome, { kind: 'proxy' }
         : REPLY.unavailable;
     case 'no-route':
       return REPLY.unavailable;
+    case 'userip-limit':
+      return `NO [UNAVAILABLE] ${userIpText(outcome.max)}`;
   }
 }
 

@@ -18,11 +18,17 @@ export interface ProtocolFrontend {
   readonly alpn: string;
   /** Take over a connection whose TLS (if implicit) is up. */
   start(session: ClientSession): void;
-  /** The polite goodbye for a pre-login client (shutdown, or login_timeout ran out). */
-  goodbye(session: ClientSession, why: 'shutdown' | 'timeout'): string;
+  /**
+   * The polite goodbye for a pre-login client: shutdown, login_timeout ran out, too many
+   * connections from its address (login_max_preauth_per_ip), or shed/refused because
+   * login_max_preauth is full.
+   */
+  goodbye(session: ClientSession, why: GoodbyeReason): string;
   /** On shutdown, end the session itself (LMTP lets a transaction in flight finish); default: goodbye and close. */
   shutdown?(session: ClientSession): void;
 }
+
+export type GoodbyeReason = 'shutdown' | 'timeout' | 'per-ip' | 'full';
 
 export interface BoundListener {
   readonly spec: ListenerSpec;
@@ -149,6 +155,8 @@ function begin(
   }
   if (header?.tlvs.authority !== undefined) session.localName = header.tlvs.authority;
   onSession(session);
+  // Refused by a connection limit: closed already, with its reply.
+  if (session.ended) return;
   session.startLoginTimer(() => session.close('login_timeout', 'Disconnected: inactivity during login', frontend.goodbye(session, 'timeout')));
   if (!spec.ssl) {
     frontend.start(session);

@@ -3,15 +3,24 @@
  * RCPT is a passdb lookup; recipients are grouped per backend; DATA is read once and fanned
  * out; the client gets one reply per accepted recipient, in RCPT order. See session.ts.
  */
-import type { ProtocolFrontend } from '../listen/server.js';
+import type { GoodbyeReason, ProtocolFrontend } from '../listen/server.js';
 import type { ClientSession } from '../login/session.js';
 import { LmtpSession } from './session.js';
 
 const sessions = new WeakMap<ClientSession, LmtpSession>();
 
-function goodbye(session: ClientSession, why: 'shutdown' | 'timeout'): string {
+function goodbye(session: ClientSession, why: GoodbyeReason): string {
   const host = session.runtime.hostname;
-  return why === 'timeout' ? `421 4.4.2 ${host} Disconnected for inactivity\r\n` : `421 4.3.2 ${host} Shutting down\r\n`;
+  switch (why) {
+    case 'timeout':
+      return `421 4.4.2 ${host} Disconnected for inactivity\r\n`;
+    case 'shutdown':
+      return `421 4.3.2 ${host} Shutting down\r\n`;
+    // The pre-auth connection limits apply to the login protocols only; these are for completeness.
+    case 'per-ip':
+    case 'full':
+      return `421 4.7.0 ${host} Too many connections\r\n`;
+  }
 }
 
 export const lmtpFrontend: ProtocolFrontend = {

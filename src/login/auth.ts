@@ -74,7 +74,9 @@ export type AuthOutcome =
   | { readonly kind: 'failed'; readonly why: string; readonly nodelay?: boolean; readonly noPenalty?: boolean }
   | { readonly kind: 'tempfail'; readonly why: string }
   | { readonly kind: 'disabled'; readonly reason?: string | undefined }
-  | { readonly kind: 'no-route'; readonly user: string };
+  | { readonly kind: 'no-route'; readonly user: string }
+  /** mail_max_userip_connections: this user already has `max` proxied sessions from this address. */
+  | { readonly kind: 'userip-limit'; readonly user: string; readonly max: number };
 
 /** Dovecot caps user names; longer ones are refused before any lookup. */
 export const MAX_USERNAME_LENGTH = 255;

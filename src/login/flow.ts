@@ -9,6 +9,7 @@ import { authenticate, type AuthOutcome, type LoginCredentials } from './auth.js
 import { proxyLogin, type ProtocolUpstream } from './proxy.js';
 import type { ClientSession } from './session.js';
 import { clientCertGate } from '../tls/client-cert.js';
+import { userIpText } from './limits.js';
 
 export interface LoginWords {
   readonly upstream: ProtocolUpstream;
@@ -40,6 +41,24 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
     io.reply(words.outcomeReply(outcome, s.id));
     return 'continue';
   }
+  // Dovecot's mail_max_userip_connections, counted here for proxied sessions too (2.3 counts
+  // only at the backend); the slot is held from the backend login until the session ends.
+  const limits = s.runtime.limits;
+  const slot = [s.listener.protocol, s.peer.remoteIp, outcome.user] as const;
+  const max = s.runtime.config.mail_max_userip_connections;
+  if (!limits.acquireUserIp(...slot, max)) {
+    s.state = 'pre-auth';
+    const refusal = { kind: 'userip-limit', user: outcome.user, max } as const;
+    logRefusal(s, refusal, creds.mech);
+    io.reply(words.outcomeReply(refusal, s.id));
+    return 'continue';
+  }
+  let held = true;
+  const release = (): void => {
+    if (held) limits.releaseUserIp(...slot);
+    held = false;
+  };
+  s.onEnd(release);
   s.state = 'backend-login';
   const result = await proxyLogin(s, outcome, words.upstream);
   if (s.ended) {
@@ -47,6 +66,7 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
     return 'stop';
   }
   if (!result.ok) {
+    release();
     s.state = 'pre-auth';
     if (result.failure.kind === 'auth-failed') s.authFailures++;
     io.reply(words.failureReply(result.failure));
@@ -61,6 +81,7 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
     idleTimeoutMs: s.runtime.config.login_proxy_idle_timeout,
     goodbye: words.goodbye,
   });
+  limits.loggedIn(s);
   return 'stop';
 }
 
@@ -70,7 +91,9 @@ function logRefusal(s: ClientSession, outcome: Exclude<AuthOutcome, { kind: 'pro
   const msg =
     outcome.kind === 'no-route'
       ? 'login refused: the passdb result has no proxy destination (portier only proxies; set proxy and host)'
-      : `login refused: ${outcome.kind}`;
+      : outcome.kind === 'userip-limit'
+        ? `login refused: ${userIpText(outcome.max)}`
+        : `login refused: ${outcome.kind}`;
   s.log[level]({ user: s.user, method: mech, rip: s.peer.remoteIp, why }, msg);
 }
 

@@ -13,6 +13,7 @@ import { DisconnectSpreader } from '../splice/spread.js';
 import { netBlockList } from '../config/types.js';
 import { PassdbChain } from '../passdb/chain.js';
 import { AuthPenalty } from '../passdb/penalty.js';
+import { ConnectionLimits } from './limits.js';
 import type { Logger } from '../telemetry/log.js';
 import { TlsStore } from '../tls/store.js';
 
@@ -31,6 +32,8 @@ export interface Runtime {
   readonly health: BackendHealth;
   readonly sourceIps: SourceIps;
   readonly disconnects: DisconnectSpreader;
+  /** Process-wide: pre-auth and user+IP connection counts. */
+  readonly limits: ConnectionLimits;
   readonly localBackends: Readonly<Partial<Record<Protocol, LocalBackend>>>;
 }
 
@@ -39,6 +42,7 @@ export interface SharedState {
   readonly health?: BackendHealth | undefined;
   readonly disconnects?: DisconnectSpreader | undefined;
   readonly penalty?: AuthPenalty | undefined;
+  readonly limits?: ConnectionLimits | undefined;
 }
 
 export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedState = {}): Runtime {
@@ -61,6 +65,7 @@ export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedS
     health: shared.health ?? new BackendHealth(() => config.proxy_host_immediate_failure_after),
     sourceIps: new SourceIps(config.login_source_ips),
     disconnects: shared.disconnects ?? new DisconnectSpreader(() => config.login_proxy_max_disconnect_delay),
+    limits: shared.limits ?? new ConnectionLimits(),
     localBackends,
   };
 }

@@ -31,6 +31,10 @@ export type EndReason =
   | 'login_timeout'
   | 'too_many_bad_commands'
   | 'too_many_auth_failures'
+  /** login_max_preauth_per_ip: too many clients not logged in from this address. */
+  | 'too_many_connections'
+  /** login_max_preauth: refused, or shed as the oldest idle client to make room. */
+  | 'connection_queue_full'
   | 'line_too_long'
   | 'literal_too_large'
   | 'protocol_error'

@@ -4,7 +4,7 @@
  * one at a time, so nothing after PASS/AUTH/STLS is parsed before its time (RFC 2449 §6.6
  * PIPELINING: replies go out in command order).
  */
-import type { ProtocolFrontend } from '../listen/server.js';
+import type { GoodbyeReason, ProtocolFrontend } from '../listen/server.js';
 import { randomBytes } from 'node:crypto';
 import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
@@ -18,7 +18,14 @@ export const pop3Frontend: ProtocolFrontend = {
   start(session) {
     new Pop3Login(session).start();
   },
-  goodbye: (_session, why) => `${why === 'timeout' ? REPLY.timeout : REPLY.shutdown}\r\n`,
+  goodbye: (_session, why) => `${GOODBYE[why]}\r\n`,
+};
+
+const GOODBYE: Readonly<Record<GoodbyeReason, string>> = {
+  shutdown: REPLY.shutdown,
+  timeout: REPLY.timeout,
+  'per-ip': REPLY.tooManyFromIp,
+  full: REPLY.queueFull,
 };
 
 type Pop3Event = NonNullable<ReturnType<Pop3LineReader['next']>>;

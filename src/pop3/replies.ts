@@ -7,6 +7,7 @@
 import type { ProxyFailure } from '../backend/failure.js';
 import type { AuthOutcome } from '../login/auth.js';
 import { safeText } from '../login/flow.js';
+import { userIpText } from '../login/limits.js';
 
 export const REPLY = {
   authFailed: '-ERR [AUTH] Authentication failed.',
@@ -36,6 +37,8 @@ export const REPLY = {
   lineTooLong: '-ERR Too long command line.',
   timeout: '-ERR Disconnected for inactivity.',
   shutdown: '-ERR [SYS/TEMP] Server shutting down.',
+  tooManyFromIp: '-ERR [SYS/TEMP] Too many connections from your address.',
+  queueFull: '-ERR [SYS/TEMP] Connection queue full.',
   internalError: '-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information.',
 } as const;
 
@@ -53,6 +56,8 @@ export function authOutcomeReply(outcome: Exclude<AuthOutcome, { kind: 'proxy' }
       return outcome.nologin ? REPLY.disabled : REPLY.unavailable;
     case 'no-route':
       return REPLY.unavailable;
+    case 'userip-limit':
+      return `-ERR [SYS/TEMP] ${userIpText(outcome.max)}`;
   }
 }
 

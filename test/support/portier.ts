@@ -81,11 +81,13 @@ export async function startPortier(yaml: string, files: Record<string, string> =
 
 /**
  * Settings a test gets unless it names them: the auth penalty off (tests log in wrongly from one
- * address again and again; the penalty has tests of its own) and an admin socket in the temp dir
- * (instances run side by side).
+ * address again and again; the penalty has tests of its own), no per user+IP session cap (tests
+ * hold many sessions of one user from 127.0.0.5; the cap has its own tests) and an admin socket
+ * in the temp dir (instances run side by side).
  */
 const TEST_DEFAULTS: Readonly<Record<string, string>> = {
   auth_penalty_max_delay: '0',
+  mail_max_userip_connections: '0',
   admin_socket: '{{dir}}/admin.sock',
 };
 
