@@ -15,6 +15,9 @@ const NEEDS = [
   { cmd: 'python3', pkgs: ['python3'] },
   { cmd: 'curl', pkgs: ['curl'] },
   { cmd: 'swaks', pkgs: ['swaks'] },
+  // test/e2e/dead-peer.test.ts: a private network namespace with a black-holed address.
+  { cmd: 'unshare', pkgs: ['util-linux'] },
+  { cmd: 'ip', pkgs: ['iproute2'] },
 ];
 const PG_BINS = ['initdb', 'pg_ctl', 'postgres', 'createdb'];
 const PG_PKGS = ['postgresql'];
@@ -155,4 +158,4 @@ if (state.missing.length > 0) {
     process.exit(1);
   }
 }
-console.log(`test-deps: ok (dovecot, redis-server, postgres in ${state.pgBin}, openssl, python3, curl, swaks)`);
+console.log(`test-deps: ok (dovecot, redis-server, postgres in ${state.pgBin}, openssl, python3, curl, swaks, unshare, ip)`);

@@ -16,6 +16,8 @@ export interface Endpoint {
   readonly address: string;
   readonly port: number;
   readonly sourceIp?: string | undefined;
+  /** TCP keepalive after this much silence (tcp_keepalive); 0 or absent: off. */
+  readonly keepAliveMs?: number | undefined;
 }
 
 const DNS_TTL_MS = 30_000;
@@ -55,6 +57,8 @@ export function connectTcp(ep: Endpoint, signal: AbortSignal): Promise<Socket> {
       signal.removeEventListener('abort', onAbort);
       socket.removeAllListeners('error');
       socket.setNoDelay(true);
+      // A backend (or a NAT between) that vanishes without a FIN is found by the kernel's probes.
+      if (ep.keepAliveMs !== undefined && ep.keepAliveMs > 0) socket.setKeepAlive(true, ep.keepAliveMs);
       resolve(socket);
     });
   });

@@ -199,6 +199,8 @@ export const configSchema = z.strictObject({
     .partialRecord(z.enum(PROTOCOLS), z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'expected host:port'))
     .default({}),
   login_proxy_buffer_size: size.default(64 * 1024),
+  /** portier: TCP keepalive on client and backend connections after this much silence; 0 = off. */
+  tcp_keepalive: duration.default(120_000),
   haproxy_trusted_networks: netList.default([]),
   haproxy_timeout: duration.default(3000),
 
@@ -289,7 +291,7 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set(['ssl_key_password', 'pa
 
 /** Settings printed back as durations / sizes by check-config. */
 export const DURATION_KEYS: ReadonlySet<string> = new Set([
-  'shutdown_timeout', 'proxy_host_immediate_failure_after', 'login_proxy_max_disconnect_delay', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'auth_failure_delay',
+  'shutdown_timeout', 'proxy_host_immediate_failure_after', 'login_proxy_max_disconnect_delay', 'login_timeout', 'login_proxy_timeout', 'login_proxy_idle_timeout', 'haproxy_timeout', 'tcp_keepalive', 'auth_failure_delay',
   'auth_cache_ttl', 'auth_cache_negative_ttl', 'auth_penalty_initial_delay', 'auth_penalty_max_delay',
 ]);
 export const SIZE_KEYS: ReadonlySet<string> = new Set(['login_max_line_length', 'login_max_literal_size', 'login_proxy_buffer_size', 'auth_cache_size', 'lmtp_max_mail_size']);

@@ -79,6 +79,8 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     return;
   }
   socket.on('error', () => {});
+  // A client that vanishes without a FIN (NAT timeout, dead phone) is found by keepalive probes.
+  if (runtime.config.tcp_keepalive > 0) socket.setKeepAlive(true, runtime.config.tcp_keepalive);
   const tcp: PeerFacts = {
     remoteIp: normalizeIp(socket.remoteAddress),
     remotePort: socket.remotePort ?? 0,

@@ -110,7 +110,13 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
         return refuse(failure('host-down', `Host is down: ${backend} has failed for ${Math.round(admission.failingForMs / 1000)}s without a success`));
       }
       probe = admission.probe;
-      const endpoint: Endpoint = { host: local ? address : target.host, address, port: dport, sourceIp: target.sourceIp ?? session.runtime.sourceIps.next() };
+      const endpoint: Endpoint = {
+        host: local ? address : target.host,
+        address,
+        port: dport,
+        sourceIp: target.sourceIp ?? session.runtime.sourceIps.next(),
+        keepAliveMs: config.tcp_keepalive,
+      };
       let socket: Socket = await connectTcp(endpoint, signal);
       // The co-located backend of proxy_maybe is reached in plaintext, as a local login would be.
       // ssl_server_name (else host) is verified and sent as SNI; only ssl_client_ca_* is trusted when set.

@@ -1,0 +1,104 @@
+/**
+ * R28: `tcp_keepalive` arms TCP keepalive on both legs of a proxied session, so a peer that
+ * disappears without a FIN (a NAT or load balancer dropping the flow, a dead phone) is found
+ * by the kernel's probes and the session is released. Observed from outside, in the kernel's
+ * own table (/proc/net/tcp): an idle socket with keepalive has its keepalive timer (type 2)
+ * running, due within the configured time; with `tcp_keepalive: 0` no timer runs.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
+import { LineClient } from '../support/lines.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+
+let backend: FakeImap;
+const instances: RunningPortier[] = [];
+
+beforeAll(async () => {
+  backend = await startFakeImap({ host: '127.0.0.2', respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] Logged in`) });
+});
+
+afterAll(async () => {
+  await Promise.all(instances.map((p) => p.stop()));
+  await backend?.close();
+});
+
+/** `127.0.0.5` → `0500007F` (the kernel prints the address as a little-endian word). */
+const hexIp = (ip: string): string => ip.split('.').map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0')).reverse().join('');
+const hexPort = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
+
+interface TcpRow {
+  local: string;
+  remote: string;
+  /** Timer kind: 0 none, 1 retransmit, 2 keepalive, ... */
+  timer: number;
+  /** Time left on it, in USER_HZ ticks (1/100 s). */
+  when: number;
+}
+
+function tcpRows(): TcpRow[] {
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 5)
+    .map((f) => {
+      const [kind = '0', when = '0'] = (f[5] ?? '').split(':');
+      return { local: f[1] ?? '', remote: f[2] ?? '', timer: parseInt(kind, 16), when: parseInt(when, 16) };
+    });
+}
+
+/** Portier's two sockets of one proxied session: accepted from the client, connected to the backend. */
+async function proxiedSession(keepalive: string): Promise<{ client: TcpRow; backendLeg: TcpRow; c: LineClient }> {
+  const px = await startPortier(
+    `
+protocols: imap
+listen: 127.0.0.1
+ssl: no
+disable_plaintext_auth: no
+auth_failure_delay: 0
+tcp_keepalive: ${keepalive}
+service:
+  imap-login:
+    inet_listener:
+      imap: { port: {{port}} }
+      imaps: { port: 0 }
+passdb:
+  - driver: passwd-file
+    args: scheme=PLAIN {{dir}}/users
+`,
+    { users: `alice:{PLAIN}alice-pw::::::proxy=y host=${backend.host} port=${backend.port}\n` },
+  );
+  instances.push(px);
+  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
+  await c.line();
+  c.write('a LOGIN alice alice-pw\r\n');
+  expect((await c.until('a')).at(-1)).toMatch(/^a OK /);
+  await new Promise((r) => setTimeout(r, 100));
+  const rows = tcpRows();
+  const clientPort = c.socket.localPort ?? 0;
+  const client = rows.find((r) => r.local === `${hexIp('127.0.0.1')}:${hexPort(px.port('imap'))}` && r.remote === `${hexIp('127.0.0.5')}:${hexPort(clientPort)}`);
+  const backendPeer = `${hexIp(backend.host)}:${hexPort(backend.port)}`;
+  // The backend's newest connection is this session's; portier's end of it has the backend as its remote.
+  const conn = backend.connections.at(-1);
+  const backendLeg = rows.find((r) => r.remote === backendPeer && r.local.endsWith(`:${hexPort(conn?.socket.remotePort ?? 0)}`));
+  if (client === undefined || backendLeg === undefined) throw new Error('sockets not found in /proc/net/tcp');
+  return { client, backendLeg, c };
+}
+
+test('tcp_keepalive: 5s arms the keepalive timer on the client leg and the backend leg', async () => {
+  const { client, backendLeg, c } = await proxiedSession('5s');
+  for (const row of [client, backendLeg]) {
+    expect(row.timer).toBe(2);
+    expect(row.when).toBeGreaterThan(0);
+    expect(row.when).toBeLessThanOrEqual(500);
+  }
+  c.close();
+});
+
+test('tcp_keepalive: 0 leaves both legs without a keepalive timer (the control)', async () => {
+  const { client, backendLeg, c } = await proxiedSession('0');
+  expect(client.timer).toBe(0);
+  expect(backendLeg.timer).toBe(0);
+  c.close();
+});
