@@ -79,6 +79,7 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
     clientRest: io.drain(),
     backendRest: result.rest,
     idleTimeoutMs: s.runtime.config.login_proxy_idle_timeout,
+    bufferSize: s.runtime.config.login_proxy_buffer_size,
     goodbye: words.goodbye,
   });
   limits.loggedIn(s);

@@ -1,6 +1,6 @@
 /**
- * After login: client ⇄ backend, byte for byte. Backpressure comes from pipe() (a slow reader
- * pauses the other side, so buffering stays at the sockets' high-water marks); a FIN from the
+ * After login: client ⇄ backend, byte for byte. Backpressure: a side is paused while more than
+ * login_proxy_buffer_size bytes wait for the other (so buffering stays bounded); a FIN from the
  * client is passed on and both are closed soon after; an idle limit covers both directions
  * (every byte crosses the client socket, so its timeout sees all traffic). When the backend
  * goes away the client gets the protocol's goodbye (unless the backend said one), and in a
@@ -21,11 +21,48 @@ export interface SpliceOptions {
   /** Bytes the backend sent after its login reply: they belong to the client. */
   readonly backendRest: Buffer;
   readonly idleTimeoutMs: number;
+  /** login_proxy_buffer_size: bytes that may wait for the slower side before the faster pauses. */
+  readonly bufferSize?: number | undefined;
   /**
    * The protocol's goodbye when the backend closes without one (IMAP `* BYE ...`), and how
    * to see that the backend's last bytes already were one.
    */
   readonly goodbye?: { readonly text: Buffer; readonly said: (lastBytes: Buffer) => boolean } | undefined;
+}
+
+export const DEFAULT_BUFFER_SIZE = 64 * 1024;
+
+/**
+ * `from` → `to`, as pipe() does, but `from` pauses only while more than `limit` bytes wait in
+ * `to`: pipe() pauses at every write not yet flushed (16 KiB), which costs a stop and a start
+ * of reading for each 64 KiB chunk a bulk transfer reads. Returns a function that stops it.
+ */
+function pump(from: Socket, to: Socket, limit: number, end: boolean): () => void {
+  let paused = false;
+  const onData = (chunk: Buffer): void => {
+    to.write(chunk);
+    if (!paused && to.writableLength > limit) {
+      paused = true;
+      from.pause();
+    }
+  };
+  // More than `limit` queued means write() said false, so 'drain' follows once it is flushed.
+  const onDrain = (): void => {
+    if (!paused) return;
+    paused = false;
+    from.resume();
+  };
+  const onEnd = (): void => {
+    to.end();
+  };
+  from.on('data', onData);
+  to.on('drain', onDrain);
+  if (end) from.once('end', onEnd);
+  return () => {
+    from.off('data', onData);
+    to.off('drain', onDrain);
+    from.off('end', onEnd);
+  };
 }
 
 export function splice(session: ClientSession, opts: SpliceOptions): void {
@@ -60,10 +97,11 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   };
   /** The backend is gone: say goodbye if it did not, then close the client (maybe later). */
   let clientClosing = false;
+  let stopClientPump = (): void => {};
   const closeClient = (): void => {
     if (clientClosing) return;
     clientClosing = true;
-    client.unpipe(backend);
+    stopClientPump();
     client.pause();
     const delay = spreader.delayFor(opts.backendName);
     const close = (): void => {
@@ -128,8 +166,9 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   }
   if (opts.backendRest.length > 0) client.write(opts.backendRest);
   if (opts.clientRest.length > 0) backend.write(opts.clientRest);
-  client.pipe(backend);
-  backend.pipe(client, { end: false });
+  const limit = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
+  stopClientPump = pump(client, backend, limit, true);
+  pump(backend, client, limit, false);
   client.resume();
   backend.resume();
 }
