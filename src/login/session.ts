@@ -104,6 +104,7 @@ export class ClientSession {
   proxyTtl = 5;
   #loginTimer: NodeJS.Timeout | undefined;
   #ended = false;
+  #trusted: boolean | undefined;
   readonly #onEnd: ((session: ClientSession) => void)[] = [];
 
   constructor(runtime: Runtime, listener: ListenerSpec, socket: Socket, peer: PeerFacts, id = newSessionId()) {
@@ -117,7 +118,9 @@ export class ClientSession {
 
   /** Trusted peers may forward client facts and count as secured (login_trusted_networks). */
   get trusted(): boolean {
-    return this.runtime.trustedNetworks.check(this.peer.realRemoteIp, familyOf(this.peer.realRemoteIp));
+    // The TCP peer and the runtime are fixed for the session's life: checked once, not per use.
+    this.#trusted ??= this.runtime.trustedNetworks.check(this.peer.realRemoteIp, familyOf(this.peer.realRemoteIp));
+    return this.#trusted;
   }
 
   /** Dovecot's "secured": TLS, a trusted network, or a connection from the host itself. */
@@ -300,8 +303,19 @@ export class ClientSession {
   }
 }
 
+const ID_BYTES = 12;
+let idPool = Buffer.alloc(0);
+let idAt = 0;
+
+/** 16 characters of base64url from 12 random bytes; the bytes come from a pool refilled every 256 ids. */
 export function newSessionId(): string {
-  return randomBytes(12).toString('base64url');
+  if (idAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 256);
+    idAt = 0;
+  }
+  const id = idPool.toString('base64url', idAt, idAt + ID_BYTES);
+  idAt += ID_BYTES;
+  return id;
 }
 
 export function familyOf(ip: string): 'ipv4' | 'ipv6' {
