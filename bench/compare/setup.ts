@@ -211,6 +211,11 @@ ssl_alt_cert: ${f.rsa.cert}
 ssl_alt_key: ${f.rsa.key}
 disable_plaintext_auth: no
 auth_penalty_max_delay: 0
+# Equivalent to the peers: Dovecot 2.3 and nginx limit neither clients per address before
+# login nor proxied sessions per user and address (every generator client is 127.0.0.5,
+# idle sessions are all user1).
+login_max_preauth_per_ip: 0
+mail_max_userip_connections: 0
 passdb:
   - driver: passwd-file
     args: ${f.proxyUsers}

@@ -56,6 +56,8 @@ ssl: no
 disable_plaintext_auth: no
 auth_penalty_max_delay: 0
 auth_failure_delay: 0
+login_max_preauth_per_ip: 0
+mail_max_userip_connections: 0
 log_level: warn
 service:
   imap-login:
