@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { imapLogout, imapOpen, imapSelect } from './lib/protocols.js';
 import type { BenchResult } from './lib/result.js';
 import { endpointFor, scenarios, type Scenario, type Target } from './compare/plan.js';
-import { killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
+import { assertFree, killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
 import { markdown, summarize, svg, type RunRecord, type ScenarioSummary } from './compare/report.js';
 import { ADDR, dovecotBackendConf, dovecotProxyConf, nginxConf, PASSWORD, PORTS, portierConf, prepareFiles, writeConf, type Files } from './compare/setup.js';
 
@@ -33,6 +33,8 @@ interface Opts {
   keep: boolean;
   /** Re-run the --only scenarios into this earlier result (JSON), replacing their runs. */
   mergeInto?: string;
+  /** Only re-render an earlier result's table and chart (no peers started). */
+  render?: string;
   messageSize: number;
 }
 
@@ -59,6 +61,11 @@ class Peers {
 
   async start(name: PeerName): Promise<void> {
     const f = this.#f;
+    const at: Record<PeerName, [string, number]> = {
+      backend: [ADDR.dovecotBackend, PORTS.imap], instant: [ADDR.instant, PORTS.imap], portier: [ADDR.portier, PORTS.imap],
+      dovecot: [ADDR.dovecotProxy, PORTS.imap], nginx: [ADDR.nginx, PORTS.imap], auth: [ADDR.authHttp, PORTS.authHttp],
+    };
+    await assertFree(name, ...at[name]);
     let m: Managed;
     if (name === 'backend' || name === 'dovecot') {
       const d = this.#dir(name === 'backend' ? 'dovecot-backend' : 'dovecot-proxy');
@@ -166,6 +173,27 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   return parts.join(', ');
 }
 
+/** Summaries, table and chart again from an earlier run's records (with this version's titles). */
+function render(file: string): number {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as { runs: RunRecord[]; summaries: ScenarioSummary[]; profile: string; rounds: number; duration: string; clients: number; startedAt: string;
+    machine: { cores: number; cpu: string; memoryGiB: number }; versions: Record<string, string> };
+  const ids = new Set(r.summaries.map((s) => s.id));
+  const notes = new Map(r.summaries.flatMap((s) => (s.note !== undefined ? [[s.id, s.note] as const] : [])));
+  const plan = scenarios({ clients: r.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 }).filter((s) => ids.has(s.id));
+  const sums = plan.map((s) => summarize(s, r.runs, notes.get(s.id)));
+  const date = r.startedAt.slice(0, 10);
+  const v = r.versions;
+  const subtitle = `${date}, ${r.profile} profile, median of ${r.rounds} interleaved rounds, ${r.duration} windows; ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memoryGiB} GiB; ` +
+    `portier ${v['portier']}, Dovecot ${v['dovecot']}, nginx ${v['nginx']}, Node ${v['node']}`;
+  const base = file.replace(/\.json$/, '');
+  writeFileSync(file, `${JSON.stringify({ ...r, summaries: sums }, null, 1)}\n`);
+  const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${r.profile === 'quick' ? ' -- --quick' : ''}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(`${base}.svg`, svg(sums, subtitle));
+  process.stdout.write(md);
+  return 0;
+}
+
 function versions(): Record<string, string> {
   const first = (cmd: string, args: string[]): string => {
     const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -194,6 +222,7 @@ function parseOpts(argv: string[]): Opts {
       'out-dir': { type: 'string', default: join(ROOT, 'bench', 'results') },
       keep: { type: 'boolean', default: false },
       'merge-into': { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -215,12 +244,14 @@ function parseOpts(argv: string[]): Opts {
     workDir: join(outDir, 'tmp', stamp),
     keep: values.keep === true,
     ...(values['merge-into'] !== undefined ? { mergeInto: values['merge-into'] } : {}),
+    ...(values.render !== undefined ? { render: values.render } : {}),
     messageSize: 10 * 1024 * 1024,
   };
 }
 
 async function main(): Promise<number> {
   const o = parseOpts(process.argv.slice(2));
+  if (o.render !== undefined) return render(o.render);
   const started = new Date();
   const plan = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 })
     .filter((s) => (o.quick ? s.full !== true : true))

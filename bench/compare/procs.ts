@@ -89,6 +89,11 @@ export async function waitReady(m: Managed, host: string, port: number, timeoutM
   }
 }
 
+/** Refuse to start a peer where something already answers: its numbers would be another's. */
+export async function assertFree(name: string, host: string, port: number): Promise<void> {
+  if (await greets(host, port)) throw new Error(`${name}: ${host}:${port} already answers (a leftover from an earlier run?); stop it first`);
+}
+
 function greets(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
