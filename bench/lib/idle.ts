@@ -69,7 +69,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
     const half = Math.floor(processes / 2);
     if (half > 0) {
       await rampBatch(0, half);
-      await settle(1500);
+      await settle(5000);
       mid = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
     }
     const firstOpened = opened.reduce((a, b) => a + b, 0);
@@ -94,12 +94,14 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
         g.stop();
       }
     }
-    await settle(1000);
+    await settle(5000);
     const startedAt = new Date().toISOString();
     const before = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
     const w0 = Date.now();
     let ops = 0;
     const until = w0 + o.durationMs;
+    // Without samplers the sessions are still held for the window (a heap snapshot, a look at ss).
+    if (wires.length === 0) await settle(o.durationMs);
     await Promise.all(wires.map(async (w) => {
       const g = new Guard(o.timeoutMs);
       while (Date.now() < until && ops < o.maxOps) {

@@ -13,6 +13,8 @@ export abstract class CommandLoop<Event> {
   readonly session: ClientSession;
   /** A command is running asynchronously. */
   #busy = false;
+  /** Removes the input handlers of every listen(), once the session is handed to the splice. */
+  readonly #detach: (() => void)[] = [];
 
   constructor(session: ClientSession) {
     this.session = session;
@@ -36,13 +38,29 @@ export abstract class CommandLoop<Event> {
   /** (Re)attach input handlers to the current socket (after STARTTLS it is a new one). */
   listen(): void {
     const socket = this.session.socket;
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       this.push(chunk);
       if (this.buffered() > MAX_PENDING_INPUT) socket.pause();
       this.pump();
+    };
+    const onEnd = (): void => this.session.close('client_disconnected', 'Disconnected: client closed the connection before login');
+    const onClose = (): void => this.session.close('client_disconnected', 'Disconnected: connection closed before login');
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    this.#detach.push(() => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onClose);
     });
-    socket.on('end', () => this.session.close('client_disconnected', 'Disconnected: client closed the connection before login'));
-    socket.on('close', () => this.session.close('client_disconnected', 'Disconnected: connection closed before login'));
+  }
+
+  /**
+   * Spliced: the handlers above would only keep this front-end (its framer and buffers)
+   * alive for the session's whole life, and close() ignores spliced sessions anyway.
+   */
+  #release(): void {
+    for (const detach of this.#detach.splice(0)) detach();
   }
 
   /** Run an async command: input waits (paused) until it finishes, then parsing continues. */
@@ -55,7 +73,7 @@ export abstract class CommandLoop<Event> {
         if (next === 'continue' && !this.session.ended) {
           this.session.socket.resume();
           this.pump();
-        }
+        } else if (this.session.state === 'spliced') this.#release();
       },
       (err: unknown) => {
         this.session.log.error({ err: err instanceof Error ? err.stack : String(err) }, `internal error in ${this.session.listener.protocol} login`);
