@@ -153,8 +153,8 @@ function goalLine(s: ScenarioSummary): number | undefined {
 export function svg(sums: readonly ScenarioSummary[], subtitle: string): string {
   const cols = 3;
   const pw = 330;
-  const ph = 150;
-  const top = 78;
+  const ph = 160;
+  const top = 92;
   const rows = Math.ceil(sums.length / cols);
   const width = cols * pw + 20;
   const height = top + rows * ph + 20;
@@ -162,14 +162,17 @@ export function svg(sums: readonly ScenarioSummary[], subtitle: string): string 
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="14" y="28" font-size="19" font-weight="bold" fill="#1b1f24">portier against Dovecot's proxy and nginx mail</text>`,
-    `<text x="14" y="48" font-size="11.5" fill="#57606a">${esc(subtitle)}</text>`,
   ];
+  // The subtitle wraps at a clause boundary so it fits the width.
+  const cut = subtitle.length > 130 ? Math.max(subtitle.lastIndexOf('; ', 130), 60) : subtitle.length;
+  out.push(`<text x="14" y="46" font-size="11.5" fill="#57606a">${esc(subtitle.slice(0, cut + 1))}</text>`);
+  if (cut < subtitle.length) out.push(`<text x="14" y="61" font-size="11.5" fill="#57606a">${esc(subtitle.slice(cut + 1).trim())}</text>`);
   let lx = 14;
   for (const t of TARGETS) {
-    out.push(`<rect x="${lx}" y="58" width="12" height="12" rx="2" fill="${COLORS[t]}"/><text x="${lx + 16}" y="68.5" font-size="11.5" fill="#1b1f24">${NAMES[t]}</text>`);
+    out.push(`<rect x="${lx}" y="70" width="12" height="12" rx="2" fill="${COLORS[t]}"/><text x="${lx + 16}" y="80.5" font-size="11.5" fill="#1b1f24">${NAMES[t]}</text>`);
     lx += 30 + NAMES[t].length * 7;
   }
-  out.push(`<text x="${lx + 10}" y="68.5" font-size="11.5" fill="#57606a">- - - goal for portier    ✓ / ✗ goal met</text>`);
+  out.push(`<text x="${lx + 10}" y="80.5" font-size="11.5" fill="#57606a">red dashes: portier's goal    ✓ / ✗ goal met</text>`);
   sums.forEach((s, i) => {
     const x0 = 10 + (i % cols) * pw;
     const y0 = top + Math.floor(i / cols) * ph;
@@ -180,8 +183,9 @@ export function svg(sums: readonly ScenarioSummary[], subtitle: string): string 
     const barW = pw - 150;
     const mark = s.met === undefined ? '' : s.met ? ' <tspan fill="#1a7f37">✓</tspan>' : ' <tspan fill="#cf222e">✗</tspan>';
     out.push(`<rect x="${x0}" y="${y0}" width="${pw - 10}" height="${ph - 10}" rx="6" fill="#f6f8fa" stroke="#d0d7de"/>`);
-    out.push(`<text x="${x0 + 8}" y="${y0 + 17}" font-size="11" font-weight="bold" fill="#1b1f24">${esc(s.title.length > 52 ? `${s.title.slice(0, 50)}…` : s.title)}${mark}</text>`);
-    out.push(`<text x="${x0 + 8}" y="${y0 + 31}" font-size="10" fill="#57606a">${esc(s.unit)}, ${s.higherBetter ? 'higher' : 'lower'} is better${s.goal !== undefined ? `; goal ${esc(s.goal)}` : ''}</text>`);
+    out.push(`<text x="${x0 + 8}" y="${y0 + 17}" font-size="11" font-weight="bold" fill="#1b1f24">${esc(s.title.length > 50 ? `${s.title.slice(0, 48)}…` : s.title)}${mark}</text>`);
+    out.push(`<text x="${x0 + 8}" y="${y0 + 31}" font-size="10" fill="#57606a">${esc(s.unit)}, ${s.higherBetter ? 'higher' : 'lower'} is better</text>`);
+    if (s.goal !== undefined) out.push(`<text x="${x0 + 8}" y="${y0 + ph - 17}" font-size="10" fill="#57606a">goal: ${esc(s.goal.length > 55 ? `${s.goal.slice(0, 53)}…` : s.goal)}</text>`);
     const bh = 16;
     targets.forEach((t, k) => {
       const v = s.values[t] ?? 0;
