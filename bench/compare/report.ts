@@ -90,6 +90,8 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     return out;
   };
   const values = pick(rounds);
+  // Sessions per GiB only where the median memory figure is a measurement (above zero).
+  for (const t of TARGETS) if ((values[t] ?? 0) <= 0) delete perGiB[t];
   const a = median(auth);
   const met = s.goal?.check(values);
   return {
@@ -118,7 +120,7 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
   for (const s of sums) {
     const v = s.values;
     const direct = s.metric === 'p50AddedUs' ? undefined : v.direct;
-    const nginx = s.nginxAuthUs !== undefined && v.nginx !== undefined ? `${fmt(v.nginx)} (+${fmt(s.nginxAuthUs)} auth_http)` : fmt(v.nginx);
+    const nginx = s.nginxAuthUs !== undefined && s.nginxAuthUs > 0.05 && v.nginx !== undefined ? `${fmt(v.nginx)} (+${fmt(s.nginxAuthUs)} auth_http)` : fmt(v.nginx);
     lines.push(`| ${s.title} | ${s.unit} | ${s.metric === 'p50AddedUs' ? '0' : fmt(v.direct)} | **${fmt(v.portier)}** | ${fmt(v.dovecot)} | ${nginx} | ${ratioText(v.portier, direct)} | ${ratioText(v.portier, v.dovecot)} | ${ratioText(v.portier, v.nginx)} | ${s.goal ?? ''} | ${s.met === undefined ? '–' : s.met ? 'yes' : '**no**'} |`);
   }
   const extras: string[] = [];
@@ -130,6 +132,7 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
     if (s.note !== undefined) extras.push(`- ${s.title}: ${s.note}`);
   }
   if (extras.length > 0) lines.push('', ...extras);
+  lines.push('');
   return `${lines.join('\n')}\n`;
 }
 
