@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { hashPassword, hashWorkStarted } from '../../src/passdb/schemes/index.js';
-import { LineClient } from '../support/lines.js';
+import { greeted, imapCommandOn } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let px: RunningPortier;
@@ -13,26 +14,7 @@ let px: RunningPortier;
 beforeAll(async () => {
   const alice = await hashPassword('SHA512-CRYPT', Buffer.from('alice-pw'));
   px = await startPortier(
-    `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-default_pass_scheme: SHA512-CRYPT
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: {{dir}}/users
-`,
+    testConfig(['imap', 'pop3'], { settings: { default_pass_scheme: 'SHA512-CRYPT' }, passdb: passdbEntry('passwd-file', { args: '{{dir}}/users' }) }),
     { users: `alice:${alice}::::::proxy=y host=127.0.0.2 port=9\n` },
   );
 });
@@ -42,19 +24,16 @@ afterAll(async () => {
 });
 
 async function imapLogin(user: string, pass: string): Promise<{ reply: string; jobs: number }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
+  const c = await greeted(px, 'imap');
   const before = hashWorkStarted().pool;
-  c.write(`a LOGIN ${user} ${pass}\r\n`);
-  const reply = (await c.until('a')).at(-1) ?? '';
+  const { reply } = await imapCommandOn(c, `a LOGIN ${user} ${pass}`);
   const jobs = hashWorkStarted().pool - before;
   c.close();
   return { reply, jobs };
 }
 
 async function pop3Login(user: string, pass: string): Promise<{ reply: string; jobs: number }> {
-  const c = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  await c.line();
+  const c = await greeted(px, 'pop3');
   const before = hashWorkStarted().pool;
   c.write(`USER ${user}\r\n`);
   expect(await c.line()).toMatch(/^\+OK/);

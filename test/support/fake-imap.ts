@@ -52,6 +52,11 @@ export function plainServer(login: (line: string) => string | string[]): (line: 
   };
 }
 
+/** A plain server that takes every login: `<tag> OK [CAPABILITY IMAP4rev1] <text>`. */
+export function acceptingLogins(text = 'Logged in'): (line: string, conn: FakeConn) => string | string[] | undefined {
+  return plainServer((line) => `${line.split(' ')[0]} OK [CAPABILITY IMAP4rev1] ${text}`);
+}
+
 export async function startFakeImap(opts: FakeImapOptions = {}): Promise<FakeImap> {
   const connections: FakeConn[] = [];
   const sockets = new Set<Socket>();
