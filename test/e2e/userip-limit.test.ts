@@ -5,40 +5,22 @@
  * sessions give their slot back, so 1000 connect/login/logout cycles leave nothing counted.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { CLIENT_IP, greeted, imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
+import type { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let imapBackend: FakeImap;
 let px: RunningPortier;
 
 beforeAll(async () => {
-  imapBackend = await startFakeImap({ host: '127.0.0.2', respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] Logged in`) });
+  imapBackend = await startFakeImap({ host: '127.0.0.2', respond: acceptingLogins() });
   const closed = await freePort('127.0.0.3');
   const to = `proxy=y host=${imapBackend.host} port=${imapBackend.port}`;
   px = await startPortier(
-    `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_proxy_max_reconnects: 0
-mail_max_userip_connections: 10
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap', 'pop3'], { settings: { login_proxy_max_reconnects: 0, mail_max_userip_connections: 10 } }),
     {
       users: [
         `alice:{PLAIN}alice-pw::::::${to}`,
@@ -58,11 +40,10 @@ afterAll(async () => {
 
 const limits = () => px.portier.runtime.limits;
 
-async function login(user: string, pass: string, from = '127.0.0.5', tag = 'a'): Promise<{ c: LineClient; reply: string }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: from });
-  expect(await c.line()).toMatch(/^\* OK /);
-  c.write(`${tag} LOGIN ${user} ${pass}\r\n`);
-  return { c, reply: (await c.until(tag)).at(-1) ?? '' };
+async function login(user: string, pass: string, from = CLIENT_IP, tag = 'a'): Promise<{ c: LineClient; reply: string }> {
+  const { c, reply } = await imapCommand(px, `${tag} LOGIN ${user} ${pass}`, { from });
+  expect(c.greeting).toMatch(/^\* OK /);
+  return { c, reply };
 }
 
 async function settled(pred: () => boolean): Promise<void> {
@@ -85,8 +66,7 @@ test('ten sessions of one user from one address; the eleventh is refused, and ge
   expect(elsewhere.reply).toMatch(/^a OK /);
   const bob = await login('bob', 'bob-pw');
   expect(bob.reply).toMatch(/^a OK /);
-  const pop = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  await pop.line();
+  const pop = await greeted(px, 'pop3');
   pop.write('USER alice\r\n');
   expect(await pop.line()).toBe('+OK');
   pop.write('PASS alice-pw\r\n');
@@ -115,8 +95,7 @@ test('the count is by the passdb user (after its rename) and failed backend logi
   expect(refused.reply).toMatch(/mail_max_userip_connections=10/);
   for (const c of [...carols, refused.c]) c.close();
   // A backend that refuses the connection: twelve tries on one connection, each a plain unavailable.
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
+  const c = await greeted(px);
   for (let i = 0; i < 12; i++) {
     c.write(`d${i} LOGIN down down-pw\r\n`);
     expect((await c.until(`d${i}`)).at(-1)).toBe(`d${i} NO [UNAVAILABLE] Account is temporarily unavailable.`);
