@@ -7,8 +7,9 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import { greeted, imapCommandOn } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let backend: FakeImap;
@@ -16,7 +17,7 @@ const instances: RunningPortier[] = [];
 const sockets: Socket[] = [];
 
 beforeAll(async () => {
-  backend = await startFakeImap({ host: '127.0.0.2', respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] Logged in`) });
+  backend = await startFakeImap({ host: '127.0.0.2', respond: acceptingLogins() });
 });
 
 afterAll(async () => {
@@ -27,36 +28,11 @@ afterAll(async () => {
 
 async function portier(limits: string): Promise<RunningPortier> {
   const px = await startPortier(
-    `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_trusted_networks: 127.0.0.6
-${limits}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap', 'pop3'], { settings: { login_trusted_networks: '127.0.0.6' }, extra: `${limits}\n` }),
     { users: `alice:{PLAIN}alice-pw::::::proxy=y host=${backend.host} port=${backend.port}\n` },
   );
   instances.push(px);
   return px;
-}
-
-async function greeted(px: RunningPortier, from: string, protocol: 'imap' | 'pop3' = 'imap'): Promise<LineClient> {
-  const c = await LineClient.connect(px.port(protocol), { localAddress: from });
-  return c;
 }
 
 /** A slowloris client: connects and sends one byte every `everyMs`, never a whole line. */
@@ -82,36 +58,35 @@ describe('login_max_preauth_per_ip', () => {
     const px = await portier('login_max_preauth_per_ip: 5');
     const idle = [];
     for (let i = 0; i < 5; i++) {
-      const c = await greeted(px, '127.0.0.5');
-      expect(await c.line()).toMatch(/^\* OK /);
+      const c = await greeted(px);
+      expect(c.greeting).toMatch(/^\* OK /);
       idle.push(c);
     }
-    const sixth = await greeted(px, '127.0.0.5');
-    expect(await sixth.line()).toBe('* BYE [UNAVAILABLE] Too many connections from your address.');
+    const sixth = await greeted(px);
+    expect(sixth.greeting).toBe('* BYE [UNAVAILABLE] Too many connections from your address.');
     await sixth.waitClosed();
     await px.waitForLog((l) => l.reason === 'too_many_connections');
     // POP3 shares the count (same address, not logged in): refused with its own words.
-    const pop = await greeted(px, '127.0.0.5', 'pop3');
-    expect(await pop.line()).toBe('-ERR [SYS/TEMP] Too many connections from your address.');
+    const pop = await greeted(px, 'pop3');
+    expect(pop.greeting).toBe('-ERR [SYS/TEMP] Too many connections from your address.');
     // Another address, and a trusted one (a load balancer), are not affected.
-    const other = await greeted(px, '127.0.0.7');
-    expect(await other.line()).toMatch(/^\* OK /);
+    const other = await greeted(px, 'imap', { from: '127.0.0.7' });
+    expect(other.greeting).toMatch(/^\* OK /);
     const trusted = [];
     for (let i = 0; i < 8; i++) {
-      const c = await greeted(px, '127.0.0.6');
-      expect(await c.line()).toMatch(/^\* OK /);
+      const c = await greeted(px, 'imap', { from: '127.0.0.6' });
+      expect(c.greeting).toMatch(/^\* OK /);
       trusted.push(c);
     }
     // A closed connection gives its place back.
     idle.pop()?.close();
     await new Promise((r) => setTimeout(r, 100));
-    const again = await greeted(px, '127.0.0.5');
-    expect(await again.line()).toMatch(/^\* OK /);
+    const again = await greeted(px);
+    expect(again.greeting).toMatch(/^\* OK /);
     // A logged-in (proxied) session does not count as waiting: its place is free at once.
-    again.write('a LOGIN alice alice-pw\r\n');
-    expect((await again.until('a')).at(-1)).toMatch(/^a OK /);
-    const afterLogin = await greeted(px, '127.0.0.5');
-    expect(await afterLogin.line()).toMatch(/^\* OK /);
+    expect((await imapCommandOn(again, 'a LOGIN alice alice-pw')).reply).toMatch(/^a OK /);
+    const afterLogin = await greeted(px);
+    expect(afterLogin.greeting).toMatch(/^\* OK /);
     expect(px.portier.runtime.limits.preauthCount).toBe(5 + 1 + 8);
     for (const c of [...idle, other, again, afterLogin, ...trusted]) c.close();
   });
@@ -128,10 +103,9 @@ describe('login_max_preauth (slowloris)', () => {
     await Promise.all(
       Array.from({ length: 30 }, async (_, i) => {
         await new Promise((r) => setTimeout(r, i * 20));
-        const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-        expect(await c.line()).toMatch(/^\* OK /);
-        c.write(`l${i} LOGIN alice alice-pw\r\n`);
-        ok.push((await c.until(`l${i}`)).at(-1) ?? '');
+        const c = await greeted(px);
+        expect(c.greeting).toMatch(/^\* OK /);
+        ok.push((await imapCommandOn(c, `l${i} LOGIN alice alice-pw`)).reply);
         c.close();
       }),
     );
@@ -156,10 +130,9 @@ describe('login_max_preauth (slowloris)', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(crowd.filter((c) => c.received().startsWith('* OK '))).toHaveLength(100);
     expect(crowd.filter((c) => c.received() === '* BYE [UNAVAILABLE] Too many connections from your address.\r\n')).toHaveLength(200);
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    expect(await c.line()).toMatch(/^\* OK /);
-    c.write('a LOGIN alice alice-pw\r\n');
-    expect((await c.until('a')).at(-1)).toMatch(/^a OK /);
+    const c = await greeted(px);
+    expect(c.greeting).toMatch(/^\* OK /);
+    expect((await imapCommandOn(c, 'a LOGIN alice alice-pw')).reply).toMatch(/^a OK /);
     c.close();
     for (const s of crowd) s.socket.destroy();
   }, 60_000);
