@@ -8,7 +8,9 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import { greeted, type Greeted } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
 
@@ -17,40 +19,21 @@ const TRUSTED = '127.0.0.6';
 let backend: DovecotBackend;
 let px: RunningPortier;
 
-const config = `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: yes
-login_trusted_networks: ${TRUSTED}
-auth_failure_delay: 0
-auth_mechanisms: plain cram-md5
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    path: '{{dir}}/users-%s'
-`;
+const config = testConfig(['imap', 'pop3'], {
+  settings: { disable_plaintext_auth: 'yes', login_trusted_networks: TRUSTED, auth_mechanisms: 'plain cram-md5', log_level: 'debug' },
+  passdb: passdbEntry('passwd-file', { path: "'{{dir}}/users-%s'" }),
+});
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
 const cramResponse = (user: string, password: string, challengeB64: string): string =>
   b64(`${user} ${createHmac('md5', password).update(Buffer.from(challengeB64, 'base64')).digest('hex')}`);
 
-async function imap(from = UNTRUSTED): Promise<{ c: LineClient; greeting: string }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: from });
-  return { c, greeting: await c.line() };
+function imap(from = UNTRUSTED): Promise<Greeted> {
+  return greeted(px, 'imap', { from });
 }
 
 async function imapCram(user: string, password: string): Promise<string> {
-  const { c } = await imap();
+  const c = await imap();
   try {
     c.write('a AUTHENTICATE CRAM-MD5\r\n');
     const challenge = await c.line();
@@ -68,8 +51,8 @@ async function imapCram(user: string, password: string): Promise<string> {
 }
 
 async function pop3(from = UNTRUSTED): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('pop3'), { localAddress: from });
-  expect(await c.line()).toMatch(/^\+OK/);
+  const c = await greeted(px, 'pop3', { from });
+  expect(c.greeting).toMatch(/^\+OK/);
   return c;
 }
 
@@ -109,10 +92,10 @@ afterAll(async () => {
 
 describe('mechanisms offered', () => {
   test('IMAP without TLS from an untrusted address: LOGINDISABLED, CRAM-MD5 only; plaintext refused', async () => {
-    const { c, greeting } = await imap();
-    expect(greeting).toMatch(/LOGINDISABLED/);
-    expect(greeting).toMatch(/AUTH=CRAM-MD5/);
-    expect(greeting).not.toMatch(/AUTH=PLAIN|AUTH=LOGIN/);
+    const c = await imap();
+    expect(c.greeting).toMatch(/LOGINDISABLED/);
+    expect(c.greeting).toMatch(/AUTH=CRAM-MD5/);
+    expect(c.greeting).not.toMatch(/AUTH=PLAIN|AUTH=LOGIN/);
     c.write('a LOGIN plainuser plain-pw\r\n');
     expect(await c.line()).toMatch(/^a NO \[PRIVACYREQUIRED\] /);
     c.write(`b AUTHENTICATE PLAIN ${b64('\0plainuser\0plain-pw')}\r\n`);
@@ -123,9 +106,9 @@ describe('mechanisms offered', () => {
   });
 
   test('IMAP from a trusted network: PLAIN offered and working; LOGIN (not in auth_mechanisms) still unsupported', async () => {
-    const { c, greeting } = await imap(TRUSTED);
-    expect(greeting).toMatch(/AUTH=PLAIN AUTH=CRAM-MD5/);
-    expect(greeting).not.toMatch(/LOGINDISABLED|AUTH=LOGIN/);
+    const c = await imap(TRUSTED);
+    expect(c.greeting).toMatch(/AUTH=PLAIN AUTH=CRAM-MD5/);
+    expect(c.greeting).not.toMatch(/LOGINDISABLED|AUTH=LOGIN/);
     c.write('a AUTHENTICATE LOGIN\r\n');
     expect(await c.line()).toBe('a NO Unsupported authentication mechanism.');
     c.write(`b AUTHENTICATE PLAIN ${b64('\0plainuser\0plain-pw')}\r\n`);
