@@ -8,10 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
+import { CLIENT_IP, greeted, imapCommandOn } from '../support/clients.js';
 import type { DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 
-export const CLIENT_IP = '127.0.0.5';
+export { CLIENT_IP };
 
 export interface StoredUser {
   readonly user: string;
@@ -111,14 +112,34 @@ export const DECISIONS: readonly Decision[] = [
 /** The subset a static passdb (same fields for all: proxy + nopassword) decides the same way. */
 export const STATIC_DECISIONS = DECISIONS.filter((d) => ['alice', 'nobody', 'eve', 'fwd'].includes(d.user));
 
-/** One login from 127.0.0.5; returns the tagged reply line. */
+/** One login from 127.0.0.5 (LOGIN with quoted strings, or AUTHENTICATE PLAIN); returns the tagged reply line. */
 export async function imapLogin(port: number, user: string, password: string, sasl = false): Promise<{ reply: string; client: LineClient }> {
-  const c = await LineClient.connect(port, { localAddress: CLIENT_IP });
-  await c.line();
-  if (sasl) c.write(`a AUTHENTICATE PLAIN ${Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64')}\r\n`);
-  else c.write(`a LOGIN ${quote(user)} ${quote(password)}\r\n`);
-  const lines = await c.until('a', 15_000);
-  return { reply: lines.at(-1) ?? '', client: c };
+  const c = await greeted(port);
+  const line = sasl ? `a AUTHENTICATE PLAIN ${Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64')}` : `a LOGIN ${quote(user)} ${quote(password)}`;
+  const { reply } = await imapCommandOn(c, line, 15_000);
+  return { reply, client: c };
+}
+
+/** imapLogin's reply, the connection closed. */
+export async function imapLoginReply(port: number, user: string, password: string, sasl = false): Promise<string> {
+  const { reply, client } = await imapLogin(port, user, password, sasl);
+  client.close();
+  return reply;
+}
+
+/**
+ * `attempt` again every `intervalMs` until `done` takes its result or `timeoutMs` has passed
+ * (for a passdb that comes back, or a file re-read); the last result, for the test to judge.
+ */
+export async function retry<T>(attempt: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, intervalMs: number): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let v = await attempt();
+  while (!done(v)) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    if (Date.now() >= until) break;
+    v = await attempt();
+  }
+  return v;
 }
 
 function quote(s: string): string {

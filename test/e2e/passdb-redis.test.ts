@@ -6,40 +6,23 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted } from '../support/clients.js';
+import { passdbEntry, testConfig, type Settings } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
-import { CLIENT_IP, imapLogin } from './passdb-fixtures.js';
+import { imapLogin, imapLoginReply, retry } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let redis: RedisServer;
 let px: RunningPortier;
 
-const config = () => `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_username_chars: ''
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: redis
-    connect: ${redis.url}/3
-    key: 'mail:%s:%u'
-    query_timeout: 1s
-`;
+const config = (fields: Settings = {}): string =>
+  testConfig(['imap', 'pop3'], {
+    settings: { auth_username_chars: "''", log_level: 'debug' },
+    passdb: passdbEntry('redis', { connect: `${redis.url}/3`, key: "'mail:%s:%u'", query_timeout: '1s', ...fields }),
+  });
 
 async function seed(): Promise<void> {
   const r = new Redis(`${redis.url}/3`);
@@ -54,16 +37,11 @@ async function seed(): Promise<void> {
   r.disconnect();
 }
 
-async function imapReply(user: string, password: string, sasl = false): Promise<string> {
-  const { reply, client } = await imapLogin(px.port('imap'), user, password, sasl);
-  client.close();
-  return reply;
-}
+const imapReply = (user: string, password: string, sasl = false): Promise<string> => imapLoginReply(px.port('imap'), user, password, sasl);
 
 async function pop3Reply(user: string, password: string): Promise<string> {
-  const c = await LineClient.connect(px.port('pop3'), { localAddress: CLIENT_IP });
+  const c = await greeted(px, 'pop3');
   try {
-    await c.line();
     c.write(`USER ${user}\r\nPASS ${password}\r\n`);
     expect(await c.line()).toMatch(/^\+OK/);
     return await c.line(15_000);
@@ -72,15 +50,8 @@ async function pop3Reply(user: string, password: string): Promise<string> {
   }
 }
 
-async function untilOk(): Promise<string> {
-  const until = Date.now() + 15_000;
-  let reply = '';
-  while (Date.now() < until) {
-    reply = await imapReply('alice', 'alice-pw');
-    if (reply.startsWith('a OK ')) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return reply;
+function untilOk(): Promise<string> {
+  return retry(() => imapReply('alice', 'alice-pw'), (reply) => reply.startsWith('a OK '), 15_000, 200);
 }
 
 beforeAll(async () => {
@@ -111,7 +82,7 @@ describe('redis passdb', () => {
   });
 
   test('a malformed JSON value or a key of the wrong type is a temporary failure, logged', async () => {
-    const json = await startPortier(config().replace("key: 'mail:%s:%u'", "key: 'mail:%s:%u'\n    value_format: json"));
+    const json = await startPortier(config({ value_format: 'json' }));
     try {
       const { reply, client } = await imapLogin(json.port('imap'), 'broken', 'x');
       client.close();
