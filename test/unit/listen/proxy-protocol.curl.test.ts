@@ -20,9 +20,9 @@ async function listen(host: string): Promise<{ port: number; seen: Promise<Seen>
   const seen = new Promise<Seen>((resolve) => (deliver = resolve));
   server = createServer((socket) => {
     const reader = new ProxyHeaderReader();
-    const onData = (chunk: Buffer): void => {
-      const result = reader.push(chunk);
-      if (result.state === 'need-more') return;
+    let parsed: Extract<ProxyParse, { state: 'done' }> | undefined;
+    let request = Buffer.alloc(0);
+    const finish = (result: ProxyParse): void => {
       socket.off('data', onData);
       deliver({
         result,
@@ -30,6 +30,19 @@ async function listen(host: string): Promise<{ port: number; seen: Promise<Seen>
         local: { address: socket.localAddress ?? '', port: socket.localPort ?? -1 },
       });
       socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+    };
+    // curl may send the header and the request in one segment or in two: wait for the request's end.
+    const onData = (chunk: Buffer): void => {
+      if (parsed === undefined) {
+        const result = reader.push(chunk);
+        if (result.state === 'need-more') return;
+        if (result.state !== 'done') return finish(result);
+        parsed = result;
+        request = Buffer.from(result.rest);
+      } else {
+        request = Buffer.concat([request, chunk]);
+      }
+      if (request.includes('\r\n\r\n')) finish({ ...parsed, rest: request });
     };
     socket.on('data', onData);
     socket.on('error', () => {});
