@@ -10,12 +10,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { PassdbChain } from '../../src/passdb/chain.js';
 import { silentLogger } from '../../src/telemetry/log.js';
+import { pop3Lines } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { startPostgres, type PgServer } from '../support/postgres.js';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
-import { CLIENT_IP, imapLogin } from './passdb-fixtures.js';
+import { imapLogin, imapLoginReply, retry } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let db: PgServer;
@@ -46,31 +47,17 @@ function query(table = 'users'): string {
       FROM ${table} WHERE userid = '%u'`;
 }
 
+/** `extra`: more top-level settings (YAML lines). */
 function config(extra = ''): string {
-  return `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_username_chars: ''
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-${extra}
-passdb:
-  - driver: sql
-    connect: host=${db.host} port=${db.port} dbname=${db.database} user=${db.user} connect_timeout=2
-    query_timeout: 2s
-    password_query: "${query().replace(/\s+/g, ' ')}"
-`;
+  return testConfig(['imap', 'pop3'], {
+    settings: { auth_username_chars: "''", log_level: 'debug' },
+    extra,
+    passdb: passdbEntry('sql', {
+      connect: `host=${db.host} port=${db.port} dbname=${db.database} user=${db.user} connect_timeout=2`,
+      query_timeout: '2s',
+      password_query: `"${query().replace(/\s+/g, ' ')}"`,
+    }),
+  });
 }
 
 async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<T>> {
@@ -84,23 +71,14 @@ async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] 
 }
 
 async function pop3Login(port: number, user: string, password: string): Promise<string> {
-  const c = await LineClient.connect(port, { localAddress: CLIENT_IP });
-  try {
-    expect(await c.line()).toMatch(/^\+OK/);
-    c.write(`USER ${user}\r\n`);
-    expect(await c.line()).toMatch(/^\+OK/);
-    c.write(`PASS ${password}\r\n`);
-    return await c.line(15_000);
-  } finally {
-    c.close();
-  }
+  const { c, replies } = await pop3Lines(port, [`USER ${user}`, `PASS ${password}`], { timeoutMs: 15_000 });
+  c.close();
+  expect(c.greeting).toMatch(/^\+OK/);
+  expect(replies[0]).toMatch(/^\+OK/);
+  return replies[1] ?? '';
 }
 
-async function imapReply(p: RunningPortier, user: string, password: string): Promise<string> {
-  const { reply, client } = await imapLogin(p.port('imap'), user, password);
-  client.close();
-  return reply;
-}
+const imapReply = (p: RunningPortier, user: string, password: string): Promise<string> => imapLoginReply(p.port('imap'), user, password);
 
 beforeAll(async () => {
   [backend, db] = await Promise.all([
@@ -181,13 +159,7 @@ describe('database outage', () => {
     } finally {
       await db.start();
     }
-    const until = Date.now() + 15_000;
-    let reply = '';
-    while (Date.now() < until) {
-      reply = await imapReply(px, 'alice', 'alice-pw');
-      if (reply.startsWith('a OK ')) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const reply = await retry(() => imapReply(px, 'alice', 'alice-pw'), (r) => r.startsWith('a OK '), 15_000, 250);
     expect(reply).toMatch(/^a OK \[CAPABILITY /);
     expect(await pop3Login(px.port('pop3'), 'bob', 'bob-pw')).toMatch(/^\+OK /);
     expect(await imapReply(px, 'alice', 'wrong')).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');

@@ -54,11 +54,16 @@ export interface ImapExchange {
 
 /**
  * On a new greeted IMAP connection, send `line` as written (its first word is the tag) and
- * read up to the tagged reply (default wait 5 s). The caller closes `c`.
+ * read up to the tagged reply (default wait 5 s). The caller closes `c` (closed here on failure).
  */
 export async function imapCommand(target: Target, line: string, opts: ConnectOptions & { timeoutMs?: number } = {}): Promise<ImapExchange> {
   const c = await greeted(target, 'imap', opts);
-  return imapCommandOn(c, line, opts.timeoutMs);
+  try {
+    return await imapCommandOn(c, line, opts.timeoutMs);
+  } catch (err) {
+    c.close();
+    throw err;
+  }
 }
 
 /** The same on a connection the caller already has. */
@@ -72,14 +77,19 @@ export async function imapCommandOn(c: Greeted, line: string, timeoutMs?: number
 
 /**
  * On a new greeted POP3 connection, send each line as written and read one reply line to it
- * (each wait `timeoutMs`, default 5 s). The caller closes `c`.
+ * (each wait `timeoutMs`, default 5 s). The caller closes `c` (closed here on failure).
  */
 export async function pop3Lines(target: Target, lines: readonly string[], opts: ConnectOptions & { timeoutMs?: number } = {}): Promise<{ c: Greeted; replies: string[] }> {
   const c = await greeted(target, 'pop3', opts);
   const replies: string[] = [];
-  for (const l of lines) {
-    c.write(`${l}\r\n`);
-    replies.push(await c.line(opts.timeoutMs));
+  try {
+    for (const l of lines) {
+      c.write(`${l}\r\n`);
+      replies.push(await c.line(opts.timeoutMs));
+    }
+  } catch (err) {
+    c.close();
+    throw err;
   }
   return { c, replies };
 }
