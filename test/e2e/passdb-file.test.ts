@@ -6,30 +6,19 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
-import { imapLogin } from './passdb-fixtures.js';
+import { imapLoginReply, retry } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let px: RunningPortier;
 
-const config = `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: username_format=%n {{dir}}/domains/%d/passwd
-`;
+const config = testConfig(['imap'], {
+  settings: { log_level: 'debug' },
+  passdb: passdbEntry('passwd-file', { args: 'username_format=%n {{dir}}/domains/%d/passwd' }),
+});
 
 const line = (user: string, pw: string): string =>
   `${user}:${doveadmHash('SHA256-CRYPT', Buffer.from(pw))}::::::proxy=y host=${backend.host} port=${backend.ports.imap} destuser=%n@%d uid=1000 frobnicate=1\n`;
@@ -40,21 +29,11 @@ function domainFile(domain: string, text: string): void {
   renameSync(join(px.dir, 'domains', domain, 'passwd.new'), join(px.dir, 'domains', domain, 'passwd'));
 }
 
-async function reply(user: string, password: string): Promise<string> {
-  const { reply: r, client } = await imapLogin(px.port('imap'), user, password);
-  client.close();
-  return r;
-}
+const reply = (user: string, password: string): Promise<string> => imapLoginReply(px.port('imap'), user, password);
 
-async function eventually(user: string, password: string, want: RegExp): Promise<string> {
-  const until = Date.now() + 5000;
-  let r = '';
-  while (Date.now() < until) {
-    r = await reply(user, password);
-    if (want.test(r)) return r;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  return r;
+/** The reply once it matches `want` (a file re-read takes up to a second), or the last one after 5 s. */
+function eventually(user: string, password: string, want: RegExp): Promise<string> {
+  return retry(() => reply(user, password), (r) => want.test(r), 5000, 200);
 }
 
 beforeAll(async () => {
