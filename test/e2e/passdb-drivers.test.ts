@@ -8,6 +8,7 @@
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, test } from 'vitest';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { startPostgres, type PgServer } from '../support/postgres.js';
@@ -22,22 +23,8 @@ let pgServer: PgServer;
 let redis: RedisServer;
 const running: RunningPortier[] = [];
 
-const head = `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-`;
-
 async function portier(passdb: string, files: Record<string, string> = {}): Promise<RunningPortier> {
-  const p = await startPortier(`${head}passdb:\n${passdb}`, files);
+  const p = await startPortier(testConfig(['imap'], { settings: { log_level: 'debug' }, passdb }), files);
   running.push(p);
   return p;
 }
@@ -58,7 +45,7 @@ afterAll(async () => {
 describe('the same decisions from every driver', () => {
   test('passwd-file (SSHA256, SHA512-CRYPT, ARGON2ID, PBKDF2)', async () => {
     const users = storedUsers(backend, ['SSHA256', 'SHA512-CRYPT', 'ARGON2ID', 'PBKDF2']);
-    const p = await portier('  - driver: passwd-file\n    args: {{dir}}/users\n', { users: passwdFile(users) });
+    const p = await portier(passdbEntry('passwd-file', { args: '{{dir}}/users' }), { users: passwdFile(users) });
     await checkDecisions(p.port('imap'), backend);
   });
 
@@ -98,21 +85,21 @@ describe('the same decisions from every driver', () => {
       await r.set(`drv:json:${u.user}`, JSON.stringify(json));
     }
     r.disconnect();
-    const hash = await portier(`  - driver: redis\n    connect: ${redis.url}\n    key: 'drv:hash:%u'\n`);
+    const hash = await portier(passdbEntry('redis', { connect: redis.url, key: "'drv:hash:%u'" }));
     await checkDecisions(hash.port('imap'), backend);
-    const json = await portier(`  - driver: redis\n    connect: redis:host=${redis.host}:port=${redis.port}\n    key: 'drv:json:%u'\n    value_format: json\n`);
+    const json = await portier(passdbEntry('redis', { connect: `redis:host=${redis.host}:port=${redis.port}`, key: "'drv:json:%u'", value_format: 'json' }));
     await checkDecisions(json.port('imap'), backend);
   });
 
   test('checkpassword: an existing-style script with checkpassword-reply', async () => {
     const dir = await makeTempDir('portier-ckpw-');
     const script = writeCheckpasswordScript(dir, storedUsers(backend, ['PLAIN']));
-    const p = await portier(`  - driver: checkpassword\n    args: ${script}\n`);
+    const p = await portier(passdbEntry('checkpassword', { args: script }));
     await checkDecisions(p.port('imap'), backend);
   });
 
   test('static: one tier for everybody (proxy + nopassword), the backend checks passwords', async () => {
-    const p = await portier(`  - driver: static\n    args: proxy=y host=${backend.host} port=${backend.ports.imap} nopassword=y\n`);
+    const p = await portier(passdbEntry('static', { args: `proxy=y host=${backend.host} port=${backend.ports.imap} nopassword=y` }));
     await checkDecisions(p.port('imap'), backend, STATIC_DECISIONS);
   });
 });
