@@ -6,48 +6,26 @@
  * someone else — are answered by portier and never reach the backend.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { imapCommand, type ImapExchange } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
-import { CLIENT_IP } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let px: RunningPortier;
 
-const config = `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_master_user_separator: '*'
-auth_mechanisms: plain login cram-md5
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    name: masters
-    master: yes
-    args: scheme=PLAIN {{dir}}/masters
-  - driver: passwd-file
-    name: users
-    args: scheme=PLAIN {{dir}}/users
-`;
+const config = testConfig(['imap'], {
+  settings: { auth_master_user_separator: "'*'", auth_mechanisms: 'plain login cram-md5', log_level: 'debug' },
+  passdb:
+    passdbEntry('passwd-file', { name: 'masters', master: 'yes', args: 'scheme=PLAIN {{dir}}/masters' }) +
+    passdbEntry('passwd-file', { name: 'users', args: 'scheme=PLAIN {{dir}}/users' }),
+});
 
 const plain = (authzid: string, authcid: string, password: string): string =>
   Buffer.from(`${authzid}\0${authcid}\0${password}`, 'utf8').toString('base64');
 
-async function send(line: string): Promise<{ reply: string; c: LineClient }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: CLIENT_IP });
-  await c.line();
-  c.write(`${line}\r\n`);
-  const lines = await c.until('a', 10_000);
-  return { reply: lines.at(-1) ?? '', c };
-}
+/** `line` (tag `a`) on a new connection, up to its tagged reply. */
+const send = (line: string): Promise<ImapExchange> => imapCommand(px, line, { timeoutMs: 10_000 });
 
 beforeAll(async () => {
   backend = await startDovecot({
