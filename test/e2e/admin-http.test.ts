@@ -5,8 +5,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import { imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const run = promisify(execFile);
@@ -21,24 +22,9 @@ async function curl(path: string): Promise<{ status: number; body: string }> {
 }
 
 beforeAll(async () => {
-  fake = await startFakeImap({ respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] in`) });
+  fake = await startFakeImap({ respond: acceptingLogins('in') });
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-admin_listen: 127.0.0.1:{{port}}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], { settings: { admin_listen: '127.0.0.1:{{port}}' } }),
     { users: `alice:{PLAIN}Secret-Sentinel-1::::::proxy=y host=${fake.host} port=${fake.port}\n` },
   );
 });
@@ -56,10 +42,7 @@ test('probes answer', async () => {
 
 test('metrics count connections, login results and backend logins, without names or secrets', async () => {
   for (const pw of ['wrong', 'Secret-Sentinel-1']) {
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    await c.line();
-    c.write(`a LOGIN alice ${pw}\r\n`);
-    await c.until('a');
+    const { c } = await imapCommand(px, `a LOGIN alice ${pw}`);
     c.close();
   }
   await new Promise((r) => setTimeout(r, 100));
