@@ -4,8 +4,10 @@
  * and the idle limit closes a silent session.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { greeted } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let backend: DovecotBackend;
@@ -18,22 +20,7 @@ beforeAll(async () => {
   const body = Array.from({ length: Math.ceil(SIZE / 100) }, () => line).join('\r\n');
   await backend.deliver('alice', `Subject: big\r\n\r\n${body}\r\n`);
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_proxy_idle_timeout: 2s
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], { settings: { login_proxy_idle_timeout: '2s' } }),
     { users: `alice:{PLAIN}pw::::::proxy=y host=${backend.host} port=${backend.ports.imap}\n` },
   );
 }, 120_000);
@@ -44,8 +31,7 @@ afterAll(async () => {
 });
 
 async function loggedIn(): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
+  const c = await greeted(px);
   c.write('a LOGIN alice pw\r\nb SELECT INBOX\r\n');
   await c.until('a');
   await c.until('b');
