@@ -4,8 +4,10 @@
  * contents, pipelining, and how credentials are encoded.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted, imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const fakes: Record<string, FakeImap> = {};
@@ -89,23 +91,7 @@ function users(): string {
 beforeAll(async () => {
   await setup();
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_trusted_networks: 127.0.0.6
-login_source_ips: 127.0.0.8 ?192.0.2.1
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], { settings: { login_trusted_networks: '127.0.0.6', login_source_ips: '127.0.0.8 ?192.0.2.1' } }),
     { users: users() },
   );
 });
@@ -116,10 +102,8 @@ afterAll(async () => {
 });
 
 async function login(user: string, pass: string, from = '127.0.0.5'): Promise<{ c: LineClient; lines: string[] }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: from });
-  await c.line();
-  c.write(`t1 LOGIN ${user} ${pass}\r\n`);
-  return { c, lines: await c.until('t1', 10_000) };
+  const { c, lines } = await imapCommand(px, `t1 LOGIN ${user} ${pass}`, { from, timeoutMs: 10_000 });
+  return { c, lines };
 }
 
 describe('relaying the backend login reply', () => {
@@ -196,8 +180,7 @@ describe('what portier sends', () => {
 
   test('passwords that are not simple go as AUTHENTICATE PLAIN with SASL-IR, bytes exact', async () => {
     const before = fakes['plain']?.connections.length ?? 0;
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    await c.line();
+    const c = await greeted(px);
     c.write('t1 LOGIN plain {9}\r\n');
     expect(await c.line()).toBe('+ OK');
     c.write(Buffer.concat([Buffer.from('p\u00e4ss"\\', 'utf8'), Buffer.from([0x20, 0x7e])]));
@@ -212,8 +195,7 @@ describe('what portier sends', () => {
 
   test('without SASL-IR a complex password goes as a synchronising LOGIN literal', async () => {
     const before = fakes['nosaslir']?.connections.length ?? 0;
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    await c.line();
+    const c = await greeted(px);
     c.write('t1 LOGIN nosaslir "p\u00e4ss"\r\n');
     expect((await c.until('t1')).at(-1)).toBe('t1 OK [CAPABILITY IMAP4rev1] literal received');
     c.close();
@@ -242,8 +224,7 @@ describe('what portier sends', () => {
 
   test('a trusted client lowering x-proxy-ttl to 1 makes the next hop refuse as a loop', async () => {
     const before = fakes['plain']?.connections.length ?? 0;
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.6' });
-    await c.line();
+    const c = await greeted(px, 'imap', { from: '127.0.0.6' });
     c.write('i1 ID ("x-proxy-ttl" "1" "x-originating-ip" "192.0.2.9")\r\n');
     await c.until('i1');
     c.write('t1 LOGIN plain pw\r\n');
@@ -256,8 +237,7 @@ describe('what portier sends', () => {
 
   test('an untrusted client cannot forward an address or a TTL', async () => {
     const before = fakes['plain']?.connections.length ?? 0;
-    const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    await c.line();
+    const c = await greeted(px);
     c.write('i1 ID ("x-proxy-ttl" "1" "x-originating-ip" "192.0.2.9")\r\n');
     await c.until('i1');
     c.write('t1 LOGIN plain pw\r\n');
