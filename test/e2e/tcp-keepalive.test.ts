@@ -7,15 +7,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import { imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let backend: FakeImap;
 const instances: RunningPortier[] = [];
 
 beforeAll(async () => {
-  backend = await startFakeImap({ host: '127.0.0.2', respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] Logged in`) });
+  backend = await startFakeImap({ host: '127.0.0.2', respond: acceptingLogins() });
 });
 
 afterAll(async () => {
@@ -51,29 +53,12 @@ function tcpRows(): TcpRow[] {
 /** Portier's two sockets of one proxied session: accepted from the client, connected to the backend. */
 async function proxiedSession(keepalive: string): Promise<{ client: TcpRow; backendLeg: TcpRow; c: LineClient }> {
   const px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-tcp_keepalive: ${keepalive}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], { settings: { tcp_keepalive: keepalive } }),
     { users: `alice:{PLAIN}alice-pw::::::proxy=y host=${backend.host} port=${backend.port}\n` },
   );
   instances.push(px);
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
-  c.write('a LOGIN alice alice-pw\r\n');
-  expect((await c.until('a')).at(-1)).toMatch(/^a OK /);
+  const { c, reply } = await imapCommand(px, 'a LOGIN alice alice-pw');
+  expect(reply).toMatch(/^a OK /);
   await new Promise((r) => setTimeout(r, 100));
   const rows = tcpRows();
   const clientPort = c.socket.localPort ?? 0;
