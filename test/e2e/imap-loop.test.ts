@@ -4,28 +4,14 @@
  * second, not in a connection explosion.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const base = (port: number, users: string) => ({
-  yaml: `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_trusted_networks: 127.0.0.0/8
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${port} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+  yaml: testConfig(['imap'], { settings: { login_trusted_networks: '127.0.0.0/8' }, ports: { imap: port } }),
   users,
 });
 
@@ -59,13 +45,9 @@ afterAll(async () => {
 });
 
 async function loginAt(px: RunningPortier, user: string): Promise<{ reply: string; ms: number }> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
-  const t0 = Date.now();
-  c.write(`t LOGIN ${user} pw\r\n`);
-  const lines = await c.until('t', 10_000);
+  const { c, reply, ms } = await imapCommand(px, `t LOGIN ${user} pw`, { timeoutMs: 10_000 });
   c.close();
-  return { reply: lines.at(-1) ?? '', ms: Date.now() - t0 };
+  return { reply, ms };
 }
 
 test('proxy aimed at portier itself fails with "Proxying loops to itself"', async () => {
