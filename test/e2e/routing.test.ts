@@ -6,9 +6,11 @@
  */
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted, imapCommandOn, type Greeted } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
+import type { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
@@ -32,7 +34,7 @@ beforeAll(async () => {
   blackhole = createServer(() => {});
   await new Promise<void>((r) => blackhole.listen(0, '127.0.0.4', r));
   const bh = (blackhole.address() as { port: number }).port;
-  onLocalhost = await startFakeImap({ host: '127.0.0.1', respond: plainServer((line) => `${line.split(' ')[0] ?? '*'} OK [CAPABILITY IMAP4rev1] Logged in`) });
+  onLocalhost = await startFakeImap({ host: '127.0.0.1', respond: acceptingLogins() });
   const port = await freePort();
   const lines = [
     // Destinations by name: resolved by portier, or pinned with hostip (no DNS at all).
@@ -55,26 +57,11 @@ beforeAll(async () => {
     '',
   ];
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_trusted_networks: 127.0.0.0/8
-proxy_host_immediate_failure_after: 1s
-login_proxy_max_disconnect_delay: 2s
-local_backend:
-  imap: ${local.host}:${local.ports.imap}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${port} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], {
+      settings: { login_trusted_networks: '127.0.0.0/8', proxy_host_immediate_failure_after: '1s', login_proxy_max_disconnect_delay: '2s' },
+      extra: `local_backend:\n  imap: ${local.host}:${local.ports.imap}\n`,
+      ports: { imap: port },
+    }),
     { users: lines.join('\n') },
   );
 }, 120_000);
@@ -87,22 +74,14 @@ afterAll(async () => {
   await local?.stop();
 });
 
-async function greeted(): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  await c.line();
-  return c;
-}
-
-async function loginOn(c: LineClient, user: string): Promise<{ c: LineClient; reply: string; ms: number }> {
-  const t0 = Date.now();
-  c.write(`a LOGIN ${user} pw\r\n`);
-  const reply = (await c.until('a', 15_000)).at(-1) ?? '';
-  return { c, reply, ms: Date.now() - t0 };
+async function loginOn(c: Greeted, user: string): Promise<{ c: LineClient; reply: string; ms: number }> {
+  const { reply, ms } = await imapCommandOn(c, `a LOGIN ${user} pw`, 15_000);
+  return { c, reply, ms };
 }
 
 /** Log in from 127.0.0.5; `forwardedIp` plays a trusted front telling portier the real client (ID). */
 async function login(user: string, forwardedIp?: string): Promise<{ c: LineClient; reply: string; ms: number }> {
-  const c = await greeted();
+  const c = await greeted(px);
   if (forwardedIp !== undefined) {
     c.write(`i ID ("x-originating-ip" "${forwardedIp}" "x-originating-port" "40000")\r\n`);
     expect((await c.until('i')).at(-1)).toMatch(/^i OK /);
@@ -168,7 +147,7 @@ describe('backend trouble', () => {
     expect((await login('hang')).reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
     // Connected and greeted beforehand, so the next logins follow the second failure at once
     // (the record is forgotten when nobody tries for proxy_host_immediate_failure_after).
-    const [probeConn, fastConn] = await Promise.all([greeted(), greeted()]);
+    const [probeConn, fastConn] = await Promise.all([greeted(px), greeted(px)]);
     expect((await login('hang')).reply).toBe('a NO [UNAVAILABLE] Account is temporarily unavailable.');
     // One login probes (and waits); a second one meanwhile fails immediately.
     const probe = loginOn(probeConn, 'hang');
@@ -217,8 +196,8 @@ describe('backend trouble', () => {
     const { c, reply } = await login('ru');
     expect(reply).toMatch(/^a NO \[UNAVAILABLE\]|^a OK /);
     c.close();
-    const fresh = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-    expect(await fresh.line()).toMatch(/^\* OK /);
+    const fresh = await greeted(px);
+    expect(fresh.greeting).toMatch(/^\* OK /);
     fresh.close();
     await remote.start();
   }, 120_000);
