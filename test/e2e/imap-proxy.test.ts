@@ -6,12 +6,14 @@
 import { createServer, type Server } from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import { greeted } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import type { DovecotBackend } from '../support/dovecot.js';
+import type { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
+import { proxiedUsers, startProxyBackend } from './proxy-fixtures.js';
 
-const CLIENT_IP = '127.0.0.5';
 let backend: DovecotBackend;
 let px: RunningPortier;
 let blackhole: Server;
@@ -20,10 +22,7 @@ let closedPort: number;
 function users(b: DovecotBackend, blackholePort: number): string {
   const to = `proxy=y host=${b.host} port=${b.ports.imap}`;
   return [
-    `alice:{PLAIN}alice-pw::::::${to}`,
-    `fwd:::::::${to} nopassword=y`,
-    `bob:{PLAIN}bob-pw::::::${to} destuser=robert`,
-    `carol:{PLAIN}carol-pw::::::${to} master=pmaster pass=pmaster-secret`,
+    ...proxiedUsers(to),
     `down:{PLAIN}down-pw::::::proxy=y host=127.0.0.2 port=${closedPort}`,
     `silent:{PLAIN}silent-pw::::::proxy=y host=127.0.0.3 port=${blackholePort} proxy_timeout=1s`,
     `dave:{PLAIN}dave-pw::::::nologin=y`,
@@ -32,27 +31,11 @@ function users(b: DovecotBackend, blackholePort: number): string {
   ].join('\n');
 }
 
-const config = `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_timeout: 3s
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+const config = testConfig(['imap'], { settings: { login_timeout: '3s', log_level: 'debug' } });
 
 async function client(): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: CLIENT_IP });
-  expect(await c.line()).toMatch(/^\* OK \[CAPABILITY IMAP4rev1 .*\] portier ready\.$/);
+  const c = await greeted(px);
+  expect(c.greeting).toMatch(/^\* OK \[CAPABILITY IMAP4rev1 .*\] portier ready\.$/);
   return c;
 }
 
@@ -69,17 +52,7 @@ function flow(user: string, pass: string): ImapFlow {
 }
 
 beforeAll(async () => {
-  backend = await startDovecot({
-    address: '127.0.0.2',
-    users: [
-      { user: 'alice', password: 'alice-pw' },
-      { user: 'fwd', password: 'fwd-pw' },
-      { user: 'robert', password: 'bob-pw' },
-      { user: 'carol', password: 'carol-backend-only' },
-    ],
-    masterUsers: [{ user: 'pmaster', password: 'pmaster-secret' }],
-    trustedNetworks: ['127.0.0.0/8'],
-  });
+  backend = await startProxyBackend();
   closedPort = await freePort('127.0.0.2');
   blackhole = createServer(() => {});
   await new Promise<void>((r) => blackhole.listen(0, '127.0.0.3', r));
