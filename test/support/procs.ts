@@ -229,15 +229,20 @@ export async function runCommand(command: string, args: readonly string[], opts:
   const child = spawn(command, args, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    // No input: no stdin pipe at all (a child that exits at once would make writing to it EPIPE).
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     timeout: opts.timeoutMs ?? 60_000,
     ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
     ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stdin.end(opts.input ?? '');
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  if (child.stdin !== null) {
+    // The child may exit without reading its input; that is its answer, not an error here.
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input);
+  }
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (c) => resolve(c));
