@@ -4,17 +4,19 @@
  * defence), password forwarding, destuser, master users, RETR byte for byte, backend STLS,
  * XCLIENT, backend down. Clients connect from 127.0.0.5 so they are not "local".
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import { greeted } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
+import type { DovecotBackend } from '../support/dovecot.js';
+import type { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
+import { poplib as runPoplib, type PoplibResult } from '../support/python-clients.js';
 import { sharedTestCa, type IssuedCert } from '../support/tlsca.js';
+import { proxiedUsers, startProxyBackend } from './proxy-fixtures.js';
 
-const CLIENT_IP = '127.0.0.5';
 const DOVECOT_PRELOGIN_CAPA = ['CAPA', 'TOP', 'UIDL', 'RESP-CODES', 'PIPELINING', 'AUTH-RESP-CODE', 'STLS', 'USER', 'SASL PLAIN LOGIN'];
 let backend: DovecotBackend;
 let px: RunningPortier;
@@ -25,10 +27,7 @@ let closedPort: number;
 function users(b: DovecotBackend): string {
   const to = `proxy=y host=${b.host} port=${b.ports.pop3}`;
   return [
-    `alice:{PLAIN}alice-pw::::::${to}`,
-    `fwd:::::::${to} nopassword=y`,
-    `bob:{PLAIN}bob-pw::::::${to} destuser=robert`,
-    `carol:{PLAIN}carol-pw::::::${to} master=pmaster pass=pmaster-secret`,
+    ...proxiedUsers(to),
     `secure:{PLAIN}alice-pw::::::${to} destuser=alice starttls=y`,
     `hidden:{PLAIN}alice-pw::::::${to} destuser=alice proxy_not_trusted=y`,
     `down:{PLAIN}down-pw::::::proxy=y host=127.0.0.2 port=${closedPort}`,
@@ -40,31 +39,23 @@ function users(b: DovecotBackend): string {
 }
 
 function config(strictMode: boolean): string {
-  return `
-protocols: pop3
-listen: 127.0.0.1
-ssl: yes
-ssl_cert: ${cert.certFile}
-ssl_key: ${cert.keyFile}
-ssl_client_ca_file: ${cert.caFile}
-disable_plaintext_auth: ${strictMode ? 'yes' : 'no'}
-auth_failure_delay: 0
-login_timeout: 3s
-log_level: debug
-service:
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+  return testConfig(['pop3'], {
+    settings: {
+      ssl: 'yes',
+      ssl_cert: cert.certFile,
+      ssl_key: cert.keyFile,
+      ssl_client_ca_file: cert.caFile,
+      disable_plaintext_auth: strictMode ? 'yes' : 'no',
+      login_timeout: '3s',
+      log_level: 'debug',
+    },
+    ports: { pop3s: '{{port}}' },
+  });
 }
 
 async function client(p: RunningPortier = px): Promise<LineClient> {
-  const c = await LineClient.connect(p.port('pop3'), { localAddress: CLIENT_IP });
-  expect(await c.line()).toBe('+OK portier ready.');
+  const c = await greeted(p, 'pop3');
+  expect(c.greeting).toBe('+OK portier ready.');
   return c;
 }
 
@@ -86,50 +77,10 @@ async function login(c: LineClient, user: string, pass: string): Promise<string>
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 
-/** python3 poplib, from 127.0.0.5: log in, list and fetch everything, quit. */
-const POPLIB = String.raw`
-import json, poplib, socket, ssl, sys
-host, port, user, pw, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-class P(poplib.POP3):
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout, source_address=('127.0.0.5', 0))
-out = {}
-try:
-    p = P(host, port, timeout=10)
-    out['welcome'] = p.getwelcome().decode()
-    if mode == 'stls':
-        out['stls'] = p.stls(context=ssl.create_default_context(cafile=sys.argv[6])).decode()
-    out['capa'] = sorted(p.capa().keys())
-    p.user(user)
-    out['pass'] = p.pass_(pw).decode()
-    out['stat'] = list(p.stat())
-    out['messages'] = [b'\r\n'.join(p.retr(i + 1)[1]).decode('latin1') for i in range(out['stat'][0])]
-    out['quit'] = p.quit().decode()
-except poplib.error_proto as e:
-    out['error'] = e.args[0].decode('latin1') if isinstance(e.args[0], bytes) else str(e)
-print(json.dumps(out))
-`;
-
-interface PoplibResult {
-  welcome?: string;
-  stls?: string;
-  capa?: string[];
-  pass?: string;
-  stat?: [number, number];
-  messages?: string[];
-  quit?: string;
-  error?: string;
-}
-
+/** python3 poplib, from 127.0.0.5: log in (after STLS with `stls`), list and fetch everything, quit. */
 function poplib(user: string, pass: string, opts: { stls?: boolean; portier?: RunningPortier } = {}): Promise<PoplibResult> {
   const p = opts.portier ?? px;
-  const args = ['-c', POPLIB, '127.0.0.1', String(p.port('pop3')), user, pass, opts.stls === true ? 'stls' : 'plain', cert.caFile];
-  return new Promise((resolve, reject) => {
-    execFile('python3', args, { timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`poplib failed: ${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as PoplibResult);
-    });
-  });
+  return runPoplib({ port: p.port('pop3'), user, password: pass, mode: opts.stls === true ? 'stls' : 'user-pass', caFile: cert.caFile });
 }
 
 /** The raw bytes of a RETR reply, status line to the terminating dot. */
@@ -147,19 +98,7 @@ beforeAll(async () => {
   const ca = await sharedTestCa();
   cert = await ca.issue('portier-pop3', { sans: ['127.0.0.1', 'localhost'] });
   const backendCert = await ca.issue('pop3-backend', { sans: ['127.0.0.2'] });
-  backend = await startDovecot({
-    address: '127.0.0.2',
-    users: [
-      { user: 'alice', password: 'alice-pw' },
-      { user: 'fwd', password: 'fwd-pw' },
-      { user: 'robert', password: 'bob-pw' },
-      { user: 'carol', password: 'carol-backend-only' },
-    ],
-    masterUsers: [{ user: 'pmaster', password: 'pmaster-secret' }],
-    trustedNetworks: ['127.0.0.0/8'],
-    ssl: 'yes',
-    cert: backendCert,
-  });
+  backend = await startProxyBackend({ ssl: 'yes', cert: backendCert });
   closedPort = await freePort('127.0.0.2');
   px = await startPortier(config(false), { users: users(backend) });
   strict = await startPortier(config(true), { users: users(backend) });
@@ -173,8 +112,7 @@ afterAll(async () => {
 
 describe('POP3 front-end before login', () => {
   test("CAPA is Dovecot's pre-login list (compared with the real backend)", async () => {
-    const direct = await LineClient.connect(backend.ports.pop3, { host: backend.host, localAddress: CLIENT_IP });
-    await direct.line();
+    const direct = await greeted(backend.ports.pop3, 'pop3', { host: backend.host });
     direct.write('CAPA\r\n');
     const dovecot = await multiline(direct);
     direct.close();
@@ -340,8 +278,7 @@ describe('login and proxying', () => {
       'From: a@example.org\r\nTo: alice@example.org\r\nSubject: dots\r\n\r\n' +
       '.starts with a dot\r\n..two dots\r\n.\r\nmiddle . line\r\n\xe4 8-bit\r\n';
     await backend.deliver('alice', Buffer.from(message, 'latin1'));
-    const direct = await LineClient.connect(backend.ports.pop3, { host: backend.host, localAddress: CLIENT_IP });
-    await direct.line();
+    const direct = await greeted(backend.ports.pop3, 'pop3', { host: backend.host });
     expect(await login(direct, 'alice', 'alice-pw')).toMatch(/^\+OK/);
     direct.write('STAT\r\n');
     const count = Number(/^\+OK (\d+)/.exec(await direct.line())?.[1]);
@@ -403,8 +340,8 @@ describe('TLS', () => {
   });
 
   test('implicit TLS on the pop3s listener, with ALPN pop3', async () => {
-    const c = await LineClient.connect(px.port('pop3s'), { localAddress: CLIENT_IP, tls: { ca: [await readFile(cert.caFile, 'utf8')], servername: 'localhost', ALPNProtocols: ['pop3'] } });
-    expect(await c.line()).toBe('+OK portier ready.');
+    const c = await greeted(px.port('pop3s'), 'pop3', { tls: { ca: [await readFile(cert.caFile, 'utf8')], servername: 'localhost', ALPNProtocols: ['pop3'] } });
+    expect(c.greeting).toBe('+OK portier ready.');
     expect((c.socket as TLSSocket).alpnProtocol).toBe('pop3');
     c.write('CAPA\r\n');
     expect((await multiline(c)).lines).not.toContain('STLS');
