@@ -4,43 +4,19 @@
  * timestamp), checked against the passdb's cleartext password, which is also the password
  * portier logs in to the backend with.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { greeted } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
+import { poplib, type PoplibResult } from '../support/python-clients.js';
 
 let backend: DovecotBackend;
 let px: RunningPortier;
 
-const APOP = String.raw`
-import hashlib, json, poplib, socket, sys
-host, port, user, pw, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-class P(poplib.POP3):
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout, source_address=('127.0.0.5', 0))
-out = {}
-try:
-    p = P(host, port, timeout=10)
-    out['welcome'] = p.getwelcome().decode()
-    if mode == 'wrong':
-        out['reply'] = p._shortcmd('APOP %s %s' % (user, hashlib.md5(b'not the timestamp').hexdigest())).decode()
-    else:
-        out['reply'] = p.apop(user, pw).decode()
-        out['stat'] = list(p.stat())
-        out['quit'] = p.quit().decode()
-except poplib.error_proto as e:
-    out['error'] = e.args[0].decode('latin1') if isinstance(e.args[0], bytes) else str(e)
-print(json.dumps(out))
-`;
-
-function apop(user: string, pass: string, mode: 'right' | 'wrong' = 'right'): Promise<{ welcome?: string; reply?: string; stat?: number[]; error?: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('python3', ['-c', APOP, '127.0.0.1', String(px.port('pop3')), user, pass, mode], { timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`poplib failed: ${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as { welcome?: string; reply?: string; stat?: number[]; error?: string });
-    });
-  });
+/** python3 poplib's apop() from 127.0.0.5 (`wrong`: a digest of something else than the timestamp). */
+function apop(user: string, pass: string, mode: 'right' | 'wrong' = 'right'): Promise<PoplibResult> {
+  return poplib({ port: px.port('pop3'), user, password: pass, mode: mode === 'wrong' ? 'apop-wrong-digest' : 'apop' });
 }
 
 beforeAll(async () => {
@@ -48,22 +24,7 @@ beforeAll(async () => {
   await backend.deliver('alice', 'Subject: apop\r\n\r\nbody\r\n');
   const to = `proxy=y host=${backend.host} port=${backend.ports.pop3}`;
   px = await startPortier(
-    `
-protocols: pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_mechanisms: plain login apop
-service:
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: {{dir}}/users
-`,
+    testConfig(['pop3'], { settings: { auth_mechanisms: 'plain login apop' }, passdb: passdbEntry('passwd-file', { args: '{{dir}}/users' }) }),
     {
       users: [
         `alice:{PLAIN}alice-pw::::::${to}`,
@@ -100,10 +61,9 @@ test('a wrong digest and a user without a cleartext password are refused like an
 });
 
 test('two greetings never share a timestamp; malformed APOP is a bad command', async () => {
-  const a = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  const b = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  const [ga, gb] = [await a.line(), await b.line()];
-  expect(ga).not.toBe(gb);
+  const a = await greeted(px, 'pop3');
+  const b = await greeted(px, 'pop3');
+  expect(a.greeting).not.toBe(b.greeting);
   a.write('APOP alice not-a-digest\r\n');
   expect(await a.line()).toBe('-ERR Invalid APOP parameters.');
   a.close();
