@@ -6,7 +6,9 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { LineClient } from '../support/lines.js';
+import { greeted } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 let backend: Server;
@@ -47,23 +49,7 @@ beforeAll(async () => {
   backend = createServer(serve);
   await new Promise<void>((r) => backend.listen(0, '127.0.0.2', r));
   const port = (backend.address() as { port: number }).port;
-  px = await startPortier(
-    `
-protocols: pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-service:
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: static
-    args: proxy=y host=127.0.0.2 port=${port} nopassword=y
-`,
-  );
+  px = await startPortier(testConfig(['pop3'], { passdb: passdbEntry('static', { args: `proxy=y host=127.0.0.2 port=${port} nopassword=y` }) }));
 });
 
 afterAll(async () => {
@@ -72,8 +58,8 @@ afterAll(async () => {
 });
 
 async function loggedIn(): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  expect(await c.line()).toBe('+OK portier ready.');
+  const c = await greeted(px, 'pop3');
+  expect(c.greeting).toBe('+OK portier ready.');
   c.write('USER u\r\nPASS p\r\n');
   expect(await c.line()).toBe('+OK');
   expect(await c.line()).toBe('+OK Logged in.');
@@ -98,8 +84,8 @@ test('the backend answers QUIT and closes: no extra line after its +OK', async (
 });
 
 test('backend refusals: [IN-USE] and [LOGIN-DELAY] relayed, anything else generic (no user enumeration)', async () => {
-  const c = await LineClient.connect(px.port('pop3'), { localAddress: '127.0.0.5' });
-  expect(await c.line()).toBe('+OK portier ready.');
+  const c = await greeted(px, 'pop3');
+  expect(c.greeting).toBe('+OK portier ready.');
   const tryLogin = async (u: string): Promise<string> => {
     c.write(`USER ${u}\r\nPASS p\r\n`);
     expect(await c.line()).toBe('+OK');
