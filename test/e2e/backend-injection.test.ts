@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeForward } from '../../src/backend/xclient.js';
 import { asAString, readIdParams } from '../../src/imap/wire/args.js';
 import { xtextDecode } from '../../src/lmtp/address.js';
-import { LineClient } from '../support/lines.js';
+import { greeted, pop3Lines } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
+import type { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { recordingImap, recordingLmtp, recordingPop3, type RecordedImapCommand, type Recorder } from '../support/recording-backends.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
@@ -62,33 +64,12 @@ beforeAll(async () => {
     await r.hset(`mail:${svc}:q"u{5}te\\`, { password: '{PLAIN}pw', proxy: 'y', host: rec.host, port: String(rec.port) });
   }
   r.disconnect();
-  px = await startPortier(`
-protocols: imap pop3 lmtp
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_username_chars: ''
-auth_username_format: '%u'
-imap_id_retain: yes
-login_trusted_networks: ${TRUSTED}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-  lmtp:
-    inet_listener:
-      lmtp: { port: {{port}} }
-passdb:
-  - driver: redis
-    connect: ${redis.url}
-    key: 'mail:%s:%n'
-`);
+  px = await startPortier(
+    testConfig(['imap', 'pop3', 'lmtp'], {
+      settings: { auth_username_chars: "''", auth_username_format: "'%u'", imap_id_retain: 'yes', login_trusted_networks: TRUSTED },
+      passdb: passdbEntry('redis', { connect: redis.url, key: "'mail:%s:%n'" }),
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -105,8 +86,8 @@ async function newSessions<C>(rec: Recorder<C>, fn: () => Promise<void>): Promis
 }
 
 async function imapClient(from = UNTRUSTED): Promise<LineClient> {
-  const c = await LineClient.connect(px.port('imap'), { localAddress: from });
-  expect(await c.line()).toMatch(/^\* OK /);
+  const c = await greeted(px, 'imap', { from });
+  expect(c.greeting).toMatch(/^\* OK /);
   return c;
 }
 
@@ -237,15 +218,10 @@ describe('IMAP', () => {
 
 describe('POP3', () => {
   async function pop3Login(lines: string[]): Promise<string> {
-    const c = await LineClient.connect(px.port('pop3'), { localAddress: UNTRUSTED });
-    expect(await c.line()).toMatch(/^\+OK/);
-    let last = '';
-    for (const l of lines) {
-      c.write(`${l}\r\n`);
-      last = await c.line();
-    }
+    const { c, replies } = await pop3Lines(px, lines, { from: UNTRUSTED });
     c.close();
-    return last;
+    expect(c.greeting).toMatch(/^\+OK/);
+    return replies.at(-1) ?? '';
   }
   const sent = (s: readonly string[] | undefined): string[] => (s ?? []).filter((l) => !l.startsWith('XCLIENT'));
 
@@ -288,14 +264,14 @@ describe('POP3', () => {
 
 describe('LMTP', () => {
   async function deliver(lines: string[], from = UNTRUSTED): Promise<string[]> {
-    const c = await LineClient.connect(px.port('lmtp'), { localAddress: from });
+    const c = await greeted(px, 'lmtp', { from });
     const replies: string[] = [];
     const reply = async (): Promise<string> => {
       let l = await c.line();
       while (/^\d{3}-/.test(l)) l = await c.line();
       return l;
     };
-    expect(await reply()).toMatch(/^220 /);
+    expect(c.greeting).toMatch(/^220 /);
     for (const l of lines) {
       c.write(`${l}\r\n`);
       replies.push(await reply());
