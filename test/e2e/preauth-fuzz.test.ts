@@ -10,7 +10,8 @@
 import { connect, createServer, type Server } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { LineClient } from '../support/lines.js';
+import { greeted, imapCommandOn } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const SEED = 0x5eed_0005;
@@ -106,36 +107,18 @@ beforeAll(async () => {
   const to = `proxy=y host=127.0.0.3 port=${port}`;
   const secret = 'Fuzz-Unguessable-8d1f0c2e9b7a';
   px = await startPortier(
-    `
-protocols: imap pop3 lmtp
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_mechanisms: plain login cram-md5 apop
-auth_master_user_separator: '*'
-login_timeout: 3s
-login_max_bad_commands: 10
-login_trusted_networks: 127.0.0.6
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-  lmtp:
-    inet_listener:
-      lmtp: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    master: yes
-    args: scheme=PLAIN {{dir}}/masters
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users-%s
-`,
+    testConfig(['imap', 'pop3', 'lmtp'], {
+      settings: {
+        auth_mechanisms: 'plain login cram-md5 apop',
+        auth_master_user_separator: "'*'",
+        login_timeout: '3s',
+        login_max_bad_commands: 10,
+        login_trusted_networks: '127.0.0.6',
+      },
+      passdb:
+        passdbEntry('passwd-file', { master: 'yes', args: 'scheme=PLAIN {{dir}}/masters' }) +
+        passdbEntry('passwd-file', { args: 'scheme=PLAIN {{dir}}/users-%s' }),
+    }),
     { 'users-imap': `alice:{PLAIN}${secret}::::::${to}\n`, 'users-pop3': `alice:{PLAIN}${secret}::::::${to}\n`, 'users-lmtp': '', masters: `admin:{PLAIN}${secret}\n` },
   );
 });
@@ -163,9 +146,8 @@ test(`${RUNS_PER_PROTOCOL} mutated sessions per protocol, untrusted and trusted:
   expect(ends.length).toBe(jobs.length);
 
   // Still serving normally.
-  const c = await LineClient.connect(px.port('imap'), { localAddress: '127.0.0.5' });
-  expect(await c.line()).toMatch(/^\* OK /);
-  c.write('z CAPABILITY\r\n');
-  expect((await c.until('z')).at(-1)).toMatch(/^z OK /);
+  const c = await greeted(px);
+  expect(c.greeting).toMatch(/^\* OK /);
+  expect((await imapCommandOn(c, 'z CAPABILITY')).reply).toMatch(/^z OK /);
   c.close();
 }, 120_000);
