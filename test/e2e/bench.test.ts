@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BenchResult } from '../../bench/lib/result.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { runCommand, startProcess, waitForPort, type ManagedProcess } from '../support/procs.js';
@@ -49,27 +50,13 @@ beforeAll(async () => {
     `user${i}:::::::proxy=y host=${BACKEND} port=${ports.imap} nopassword=y`,
     `puser${i}:::::::proxy=y host=${BACKEND} port=${ports.pop3} nopassword=y`,
   ]).join('\n');
-  px = await startPortier(`
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_penalty_max_delay: 0
-auth_failure_delay: 0
-login_max_preauth_per_ip: 0
-mail_max_userip_connections: 0
-log_level: warn
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    args: {{dir}}/users
-`, { users: `${users}\n` });
+  px = await startPortier(
+    testConfig(['imap', 'pop3'], {
+      settings: { auth_penalty_max_delay: 0, login_max_preauth_per_ip: 0, mail_max_userip_connections: 0, log_level: 'warn' },
+      passdb: passdbEntry('passwd-file', { args: '{{dir}}/users' }),
+    }),
+    { users: `${users}\n` },
+  );
 }, 180_000);
 
 afterAll(async () => {
