@@ -10,13 +10,13 @@
 import { mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted, imapCommand } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { makeTestCa, sharedTestCa, type TestCa } from '../support/tlsca.js';
 import { makeTempDir } from '../support/tmp.js';
 
-const CLIENT = '127.0.0.5';
 let ca: TestCa;
 let otherCa: TestCa;
 /** Test-CA certificates; default certificate for wrong.backend.test (+ IP), imap.backend.test by SNI. */
@@ -69,27 +69,9 @@ function users(): string {
   ].join('\n');
 }
 
+/** `extra`: the TLS settings toward backends (YAML lines). */
 function config(extra: string): string {
-  return `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_proxy_max_reconnects: 0
-log_level: debug
-${extra}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+  return testConfig(['imap', 'pop3'], { settings: { login_proxy_max_reconnects: 0, log_level: 'debug' }, extra: `${extra}\n` });
 }
 
 beforeAll(async () => {
@@ -128,17 +110,13 @@ afterAll(async () => {
 });
 
 async function imapLogin(p: RunningPortier, user: string): Promise<string> {
-  const c = await LineClient.connect(p.port('imap'), { localAddress: CLIENT });
-  await c.line();
-  c.write(`a LOGIN ${user} alice-pw\r\n`);
-  const reply = (await c.until('a', 20_000)).at(-1) ?? '';
+  const { c, reply } = await imapCommand(p, `a LOGIN ${user} alice-pw`, { timeoutMs: 20_000 });
   c.close();
   return reply;
 }
 
 async function pop3Login(p: RunningPortier, user: string): Promise<string> {
-  const c = await LineClient.connect(p.port('pop3'), { localAddress: CLIENT });
-  await c.line();
+  const c = await greeted(p, 'pop3');
   c.write(`USER ${user}\r\nPASS alice-pw\r\n`);
   expect(await c.line()).toBe('+OK');
   const reply = await c.line(20_000);
