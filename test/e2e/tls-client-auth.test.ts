@@ -10,8 +10,10 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted } from '../support/clients.js';
+import { testConfig, type ListenerName, type ListenerPort } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { runPortierBin, startPortier, type RunningPortier } from '../support/portier.js';
 import { makeTestCa, sharedTestCa, type IssuedCert, type TestCa } from '../support/tlsca.js';
@@ -32,35 +34,34 @@ function users(b: DovecotBackend): string {
   return [`alice:{PLAIN}alice-pw::::::${to} pass=alice-pw`, `bob:{PLAIN}bob-pw::::::${to}`, ''].join('\n');
 }
 
-function config(opts: { ssl: 'no' | 'yes' | 'required'; plaintext: boolean; extra?: string }): string {
-  return `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: ${opts.ssl}
-${opts.ssl === 'no' ? '' : `ssl_cert: ${server.certFile}\nssl_key: ${server.keyFile}\n`}disable_plaintext_auth: ${opts.plaintext ? 'no' : 'yes'}
-login_trusted_networks: ${TRUSTED}
-auth_mechanisms: plain login cram-md5
-auth_failure_delay: 0
-log_level: debug
-${opts.extra ?? ''}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: {{port}} }
-      imaps: { port: ${opts.ssl === 'no' ? 0 : '{{port}}'} }
-  pop3-login:
-    inet_listener:
-      pop3: { port: {{port}} }
-      pop3s: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+interface ConfigOptions {
+  readonly ssl: 'no' | 'yes' | 'required';
+  readonly plaintext: boolean;
+  /** More top-level settings (YAML lines). */
+  readonly extra?: string;
+  readonly mechanisms?: string;
+  /** Over imap, pop3 and (unless ssl is no) imaps on fresh ports. */
+  readonly ports?: Partial<Record<ListenerName, ListenerPort>>;
+}
+
+function config(opts: ConfigOptions): string {
+  return testConfig(['imap', 'pop3'], {
+    settings: {
+      ssl: opts.ssl,
+      ...(opts.ssl === 'no' ? {} : { ssl_cert: server.certFile, ssl_key: server.keyFile }),
+      disable_plaintext_auth: opts.plaintext ? 'no' : 'yes',
+      login_trusted_networks: TRUSTED,
+      auth_mechanisms: opts.mechanisms ?? 'plain login cram-md5',
+      log_level: 'debug',
+    },
+    extra: opts.extra ?? '',
+    ports: { imaps: opts.ssl === 'no' ? 0 : '{{port}}', ...opts.ports },
+  });
 }
 
 async function imap(p: RunningPortier, from = CLIENT, host = '127.0.0.1'): Promise<LineClient> {
-  const c = await LineClient.connect(p.port('imap'), { localAddress: from, host });
-  expect(await c.line()).toMatch(/^\* OK \[CAPABILITY /);
+  const c = await greeted(p, 'imap', { from, host });
+  expect(c.greeting).toMatch(/^\* OK \[CAPABILITY /);
   return c;
 }
 
@@ -131,8 +132,7 @@ describe('ssl = yes with disable_plaintext_auth = yes', () => {
   });
 
   test('POP3: no USER or PLAIN before STLS (-ERR), both after', async () => {
-    const c = await LineClient.connect(px.port('pop3'), { localAddress: CLIENT });
-    await c.line();
+    const c = await greeted(px, 'pop3');
     c.write('USER alice\r\n');
     expect(await c.line()).toBe('-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.');
     c.write('STLS\r\n');
@@ -168,8 +168,7 @@ describe('ssl = required', () => {
   });
 
   test('POP3 before STLS: USER and AUTH refused; trusted and local clients are exempt', async () => {
-    const c = await LineClient.connect(px.port('pop3'), { localAddress: CLIENT });
-    await c.line();
+    const c = await greeted(px, 'pop3');
     c.write('USER alice\r\nAUTH CRAM-MD5\r\n');
     expect(await c.line()).toBe('-ERR [AUTH] Authentication requires TLS: use STLS first.');
     expect(await c.line()).toBe('-ERR [AUTH] Authentication requires TLS: use STLS first.');
@@ -226,8 +225,7 @@ describe('STARTTLS injection: input pipelined after STARTTLS is never run', () =
   });
 
   test('POP3: `STLS`, `USER` and `PASS` in one packet: nothing after STLS is answered', async () => {
-    const c = await LineClient.connect(px.port('pop3'), { localAddress: CLIENT });
-    await c.line();
+    const c = await greeted(px, 'pop3');
     c.write('STLS\r\nUSER bob\r\nPASS bob-pw\r\n');
     expect(await c.line()).toBe('+OK Begin TLS negotiation now.');
     await c.starttls({ ca: [caPem], servername: 'localhost' });
@@ -253,20 +251,18 @@ describe('client certificates', () => {
       config({
         ssl: 'yes',
         plaintext: false,
+        mechanisms: 'plain login external',
         extra: `ssl_ca: ${ca.caFile}\nssl_verify_client_cert: yes\nauth_ssl_require_client_cert: yes\nauth_ssl_username_from_cert: yes\n`,
-      }).replace('auth_mechanisms: plain login cram-md5', 'auth_mechanisms: plain login external'),
+      }),
       { users: users(backend) },
     );
   });
   afterAll(async () => px?.stop());
 
   async function tlsClient(cert: IssuedCert | undefined): Promise<LineClient> {
-    const c = await LineClient.connect(px.port('imaps'), {
-      localAddress: CLIENT,
+    return greeted(px.port('imaps'), 'imap', {
       tls: { ca: [caPem], servername: 'localhost', ...(cert ? { cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) } : {}) },
     });
-    await c.line();
-    return c;
   }
 
   test('a verified certificate names the user, whatever name the client typed (auth_ssl_username_from_cert)', async () => {
@@ -356,12 +352,10 @@ local_name:
     try {
       const imaps = px.port('imaps');
       expect(await serialFor(imaps)).toBe(serialOf(old));
-      const spliced = await LineClient.connect(imaps, { localAddress: CLIENT, tls: { ca: [caPem], servername: 'reload.example.org' } });
-      await spliced.line();
+      const spliced = await greeted(imaps, 'imap', { tls: { ca: [caPem], servername: 'reload.example.org' } });
       spliced.write('a LOGIN bob bob-pw\r\n');
       expect((await spliced.until('a')).at(-1)).toMatch(/^a OK /);
-      const waiting = await LineClient.connect(imaps, { localAddress: CLIENT, tls: { ca: [caPem], servername: 'reload.example.org' } });
-      await waiting.line();
+      const waiting = await greeted(imaps, 'imap', { tls: { ca: [caPem], servername: 'reload.example.org' } });
 
       replace(px.dir, 'reload.key', renewed.keyFile);
       replace(px.dir, 'reload.pem', renewed.certFile);
@@ -392,11 +386,12 @@ local_name:
     writeFileSync(join(dir, 'users'), users(backend));
     copyFileSync(old.certFile, join(dir, 'reload.pem'));
     copyFileSync(old.keyFile, join(dir, 'reload.key'));
-    const text = config({ ssl: 'yes', plaintext: false, extra: `${reloadConfig}ssl_watch_files: no\nworkers: 1\nadmin_socket: ''\n` })
-      .replaceAll('{{dir}}', dir)
-      .replace('imap: { port: {{port}} }', 'imap: { port: 0 }')
-      .replace('imaps: { port: {{port}} }', `imaps: { port: ${port} }`)
-      .replace('pop3: { port: {{port}} }', 'pop3: { port: 0 }');
+    const text = config({
+      ssl: 'yes',
+      plaintext: false,
+      extra: `${reloadConfig}ssl_watch_files: no\nworkers: 1\nadmin_socket: ''\n`,
+      ports: { imap: 0, imaps: port, pop3: 0 },
+    }).replaceAll('{{dir}}', dir);
     writeFileSync(join(dir, 'portier.yaml'), text);
     const proc = runPortierBin(['serve', '-c', join(dir, 'portier.yaml')]);
     try {
@@ -407,8 +402,7 @@ local_name:
       }
       const first = await serialFor(port);
       expect(first).toBe(serialOf(old));
-      const session = await LineClient.connect(port, { localAddress: CLIENT, tls: { ca: [caPem], servername: 'reload.example.org' } });
-      await session.line();
+      const session = await greeted(port, 'imap', { tls: { ca: [caPem], servername: 'reload.example.org' } });
       replace(dir, 'reload.key', renewed.keyFile);
       replace(dir, 'reload.pem', renewed.certFile);
       // File watching is off: without the signal nothing changes.
