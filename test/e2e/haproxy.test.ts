@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildProxyHeaderV1, buildProxyHeaderV2 } from '../../src/listen/proxy-protocol-build.js';
 import { PP2_CLIENT } from '../../src/listen/proxy-protocol.js';
+import { greeted } from '../support/clients.js';
+import { testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
@@ -20,26 +22,17 @@ let px: RunningPortier;
 beforeAll(async () => {
   backend = await startDovecot({ address: '127.0.0.2', users: [{ user: 'alice', password: 'pw' }], trustedNetworks: ['127.0.0.0/8'] });
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: yes
-auth_failure_delay: 0
-haproxy_trusted_networks: ${LB}
-login_trusted_networks: ${LB}
-haproxy_timeout: 1s
-service:
+    testConfig(['imap'], {
+      settings: { disable_plaintext_auth: 'yes', haproxy_trusted_networks: LB, login_trusted_networks: LB, haproxy_timeout: '1s' },
+      service: `service:
   imap-login:
     inet_listener:
       imap: { port: 0 }
       imaps: { port: 0 }
       lb: { port: {{port}}, haproxy: yes }
       mixed: { port: {{port}}, haproxy: yes, haproxy_optional: yes }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
 `,
+    }),
     { users: `alice:{PLAIN}pw::::::proxy=y host=${backend.host} port=${backend.ports.imap}\n` },
   );
 });
@@ -119,8 +112,8 @@ describe('PROXY protocol listener', () => {
 
 describe('PROXY-or-direct listener (haproxy_optional)', () => {
   test('direct clients are served, and cannot spoof an address with a PROXY line', async () => {
-    const c = await LineClient.connect(px.port('mixed'), { localAddress: '127.0.0.5' });
-    expect(await c.line()).toMatch(/^\* OK /);
+    const c = await greeted(px.port('mixed'));
+    expect(c.greeting).toMatch(/^\* OK /);
     c.write(v1);
     expect(await c.line()).toMatch(/^PROXY BAD |^\* BAD /);
     c.close();
