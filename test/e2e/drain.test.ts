@@ -8,8 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { plainServer, startFakeImap, type FakeImap } from '../support/fake-imap.js';
-import { LineClient } from '../support/lines.js';
+import { greeted, imapCommand } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
+import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
 import { freePort } from '../support/ports.js';
 import { runPortierBin, type PortierProcess } from '../support/portier.js';
 import { makeTempDir } from '../support/tmp.js';
@@ -18,7 +19,7 @@ let backend: FakeImap;
 let proc: PortierProcess | undefined;
 
 beforeAll(async () => {
-  backend = await startFakeImap({ host: '127.0.0.2', respond: plainServer((l) => `${l.split(' ')[0]} OK [CAPABILITY IMAP4rev1] Logged in`) });
+  backend = await startFakeImap({ host: '127.0.0.2', respond: acceptingLogins() });
 });
 
 afterAll(async () => {
@@ -52,35 +53,20 @@ test('SIGTERM: /readyz 503 at once, no new connection, goodbye to the login, the
   const file = join(dir, 'portier.yaml');
   writeFileSync(
     file,
-    `protocols: imap
-listen: 127.0.0.1
-ssl: no
-workers: 1
-disable_plaintext_auth: no
-auth_failure_delay: 0
-shutdown_timeout: 20s
-admin_listen: 127.0.0.1:${admin}
-admin_socket: ${dir}/admin.sock
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${imap} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN ${dir}/users
-`,
+    testConfig(['imap'], {
+      settings: { workers: 1, shutdown_timeout: '20s', admin_listen: `127.0.0.1:${admin}`, admin_socket: `${dir}/admin.sock` },
+      ports: { imap },
+      passdb: passdbEntry('passwd-file', { args: `scheme=PLAIN ${dir}/users` }),
+    }),
   );
   proc = runPortierBin(['serve', '-c', file]);
   for (let i = 0; i < 200 && (await readyz(admin)) !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   expect(await readyz(admin)).toBe(200);
 
-  const proxied = await LineClient.connect(imap, { localAddress: '127.0.0.5' });
-  await proxied.line();
-  proxied.write('a LOGIN alice alice-pw\r\n');
-  expect((await proxied.until('a')).at(-1)).toMatch(/^a OK /);
-  const waiting = await LineClient.connect(imap, { localAddress: '127.0.0.5' });
-  expect(await waiting.line()).toMatch(/^\* OK /);
+  const { c: proxied, reply } = await imapCommand(imap, 'a LOGIN alice alice-pw');
+  expect(reply).toMatch(/^a OK /);
+  const waiting = await greeted(imap);
+  expect(waiting.greeting).toMatch(/^\* OK /);
 
   const t0 = Date.now();
   proc.child.kill('SIGTERM');
