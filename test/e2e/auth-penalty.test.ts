@@ -9,8 +9,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { imapCommand } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
 import { freePort } from '../support/ports.js';
 import { runPortierBin, type PortierProcess } from '../support/portier.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
@@ -30,29 +31,20 @@ async function startOne(dir: string, name: string): Promise<{ proc: PortierProce
   const file = join(dir, `${name}.yaml`);
   writeFileSync(
     file,
-    `
-instance_name: ${name}
-workers: 1
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-login_trusted_networks: ${TRUSTED}
-auth_penalty_initial_delay: ${INITIAL_MS}ms
-auth_penalty_max_delay: ${MAX_MS}ms
-auth_penalty_redis: ${redis.url}
-admin_socket: ${dir}/${name}.sock
-log_level: info
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${port} }
-      imaps: { port: 0 }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN ${dir}/users
-`,
+    testConfig(['imap'], {
+      settings: {
+        instance_name: name,
+        workers: 1,
+        login_trusted_networks: TRUSTED,
+        auth_penalty_initial_delay: `${INITIAL_MS}ms`,
+        auth_penalty_max_delay: `${MAX_MS}ms`,
+        auth_penalty_redis: redis.url,
+        admin_socket: `${dir}/${name}.sock`,
+        log_level: 'info',
+      },
+      ports: { imap: port },
+      passdb: passdbEntry('passwd-file', { args: `scheme=PLAIN ${dir}/users` }),
+    }),
   );
   const proc = runPortierBin(['serve', '-c', file]);
   const until = Date.now() + 20_000;
@@ -68,17 +60,11 @@ interface Attempt {
   readonly ms: number;
 }
 
+/** The reply, and the time from sending LOGIN to it. */
 async function login(port: number, from: string, password: string, user = 'alice'): Promise<Attempt> {
-  const c = await LineClient.connect(port, { localAddress: from });
-  try {
-    await c.line();
-    const t0 = performance.now();
-    c.write(`a LOGIN ${user} ${password}\r\n`);
-    const reply = (await c.until('a', 10_000)).at(-1) ?? '';
-    return { reply, ms: performance.now() - t0 };
-  } finally {
-    c.close();
-  }
+  const { c, reply, ms } = await imapCommand(port, `a LOGIN ${user} ${password}`, { from, timeoutMs: 10_000 });
+  c.close();
+  return { reply, ms };
 }
 
 /** The delays one process logged for an address, in order. */
