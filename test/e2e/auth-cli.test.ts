@@ -9,13 +9,14 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { adminRequest } from '../../src/admin/socket.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { freePort } from '../support/ports.js';
 import { runPortierBin, type PortierProcess } from '../support/portier.js';
 import { startPostgres, type PgServer } from '../support/postgres.js';
 import { makeTempDir } from '../support/tmp.js';
 import { doveadmHash } from '../unit/passdb/schemes/doveadm.js';
-import { imapLogin } from './passdb-fixtures.js';
+import { imapLoginReply } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let db: PgServer;
@@ -44,30 +45,14 @@ async function replaceUsers(text: string): Promise<void> {
   await new Promise((r) => setTimeout(r, 1100));
 }
 
+/** `extra`: more top-level settings (YAML lines). */
 function configText(port: number, extra: string): string {
-  return `
-protocols: imap
-listen: 127.0.0.1
-ssl: no
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_penalty_max_delay: 0
-auth_master_user_separator: '*'
-admin_socket: ${dir}/admin-${port}.sock
-log_level: info
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${port} }
-      imaps: { port: 0 }
-${extra}
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN ${dir}/users
-  - driver: passwd-file
-    master: yes
-    args: scheme=PLAIN ${dir}/masters
-`;
+  return testConfig(['imap'], {
+    settings: { auth_penalty_max_delay: 0, auth_master_user_separator: "'*'", admin_socket: `${dir}/admin-${port}.sock`, log_level: 'info' },
+    extra: `${extra}\n`,
+    ports: { imap: port },
+    passdb: passdbEntry('passwd-file', { args: `scheme=PLAIN ${dir}/users` }) + passdbEntry('passwd-file', { master: 'yes', args: `scheme=PLAIN ${dir}/masters` }),
+  });
 }
 
 async function serve(extra: string): Promise<{ proc: PortierProcess; port: number; file: string; socket: string }> {
@@ -87,12 +72,6 @@ async function serve(extra: string): Promise<{ proc: PortierProcess; port: numbe
 async function stop(p: PortierProcess): Promise<void> {
   p.child.kill('SIGTERM');
   await p.exited;
-}
-
-async function reply(port: number, user: string, password: string): Promise<string> {
-  const { reply: r, client } = await imapLogin(port, user, password);
-  client.close();
-  return r;
 }
 
 beforeAll(async () => {
@@ -174,15 +153,15 @@ describe('portier auth cache flush', () => {
   test('reaches a running portier: a changed password takes effect at once', async () => {
     const s = await serve('auth_cache_size: 1M\nauth_cache_ttl: 1h\nworkers: 1');
     try {
-      expect(await reply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
+      expect(await imapLoginReply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
       await replaceUsers(users('{PLAIN}new-pw'));
       // Cached: the old password still works (that is what the cache is for) ...
-      expect(await reply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
+      expect(await imapLoginReply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
       const r = await run(['auth', 'cache', 'flush', '-c', s.file]);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^[1-9]\d* cache entries flushed$/m);
       // ... until flushed.
-      expect(await reply(s.port, 'alice', 'alice-pw')).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
+      expect(await imapLoginReply(s.port, 'alice', 'alice-pw')).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
       const byUser = await run(['auth', 'cache', 'flush', '-c', s.file, 'alice']);
       expect(byUser.out).toMatch(/cache entries flushed for alice/);
     } finally {
@@ -197,7 +176,7 @@ describe('portier auth cache flush', () => {
       // Log in until both workers hold alice's entry (connections are spread by the kernel).
       let entries = 0;
       for (let i = 0; i < 200 && entries < 2; i++) {
-        expect(await reply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
+        expect(await imapLoginReply(s.port, 'alice', 'alice-pw')).toMatch(/^a OK /);
         const stats = await adminRequest(s.socket, 'AUTH-CACHE-STATS');
         entries = Number(/entries=(\d+)/.exec(stats)?.[1] ?? '0');
       }
@@ -207,7 +186,7 @@ describe('portier auth cache flush', () => {
       expect(r.code).toBe(0);
       expect(r.out.trim()).toBe('2 cache entries flushed');
       expect(await adminRequest(s.socket, 'AUTH-CACHE-STATS')).toMatch(/^OK entries=0 /);
-      for (let i = 0; i < 10; i++) expect(await reply(s.port, 'alice', 'alice-pw')).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
+      for (let i = 0; i < 10; i++) expect(await imapLoginReply(s.port, 'alice', 'alice-pw')).toBe('a NO [AUTHENTICATIONFAILED] Authentication failed.');
     } finally {
       await stop(s.proc);
       await replaceUsers(users(HASH));
