@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { CLIENT_IP, greeted, pop3Lines } from '../support/clients.js';
+import { passdbEntry, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { LineClient } from '../support/lines.js';
 import { lmtpDeliver } from '../support/lmtp-client.js';
@@ -23,7 +25,6 @@ import { startPostgres, type PgServer } from '../support/postgres.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const run = promisify(execFile);
-const CLIENT_IP = '127.0.0.5';
 
 /** Each secret has its own sentinel, so a hit says which one leaked. */
 const S = {
@@ -105,46 +106,32 @@ beforeAll(async () => {
   file = join(dir, 'portier.yaml');
   writeFileSync(
     file,
-    `
-protocols: imap pop3 lmtp
-listen: 127.0.0.1
-ssl: no
-workers: 1
-log_level: debug
-disable_plaintext_auth: no
-auth_failure_delay: 0
-auth_penalty_max_delay: 0
-auth_master_user_separator: '*'
-auth_username_chars: ''
-admin_listen: 127.0.0.1:${ports.admin}
-admin_socket: ${dir}/admin.sock
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: ${ports.imap} }
-      imaps: { port: 0 }
-  pop3-login:
-    inet_listener:
-      pop3: { port: ${ports.pop3} }
-      pop3s: { port: 0 }
-  lmtp:
-    inet_listener:
-      lmtp: { port: ${ports.lmtp} }
-passdb:
-  - driver: passwd-file
-    master: yes
-    args: ${dir}/masters
-  - driver: sql
-    connect: host=${db.host} port=${db.port} dbname=${db.database} user=${db.user} password=${S.dsn} connect_timeout=2
-    password_query: "${query}"
-  - driver: passwd-file
-    args: ${dir}/users-%s
-  - driver: sql
-    name: broken-db
-    connect: host=127.0.0.1 port=${closed} dbname=nowhere user=nobody password=${S.dsn} connect_timeout=1
-    query_timeout: 1s
-    password_query: "SELECT password FROM users WHERE userid = '%u'"
-`,
+    testConfig(['imap', 'pop3', 'lmtp'], {
+      settings: {
+        workers: 1,
+        log_level: 'debug',
+        auth_penalty_max_delay: 0,
+        auth_master_user_separator: "'*'",
+        auth_username_chars: "''",
+        admin_listen: `127.0.0.1:${ports.admin}`,
+        admin_socket: `${dir}/admin.sock`,
+      },
+      ports: { imap: ports.imap, pop3: ports.pop3, lmtp: ports.lmtp },
+      passdb: [
+        passdbEntry('passwd-file', { master: 'yes', args: `${dir}/masters` }),
+        passdbEntry('sql', {
+          connect: `host=${db.host} port=${db.port} dbname=${db.database} user=${db.user} password=${S.dsn} connect_timeout=2`,
+          password_query: `"${query}"`,
+        }),
+        passdbEntry('passwd-file', { args: `${dir}/users-%s` }),
+        passdbEntry('sql', {
+          name: 'broken-db',
+          connect: `host=127.0.0.1 port=${closed} dbname=nowhere user=nobody password=${S.dsn} connect_timeout=1`,
+          query_timeout: '1s',
+          password_query: `"SELECT password FROM users WHERE userid = '%u'"`,
+        }),
+      ].join(''),
+    }),
   );
   proc = runPortierBin(['serve', '-c', file]);
   for (let i = 0; i < 200; i++) {
@@ -166,8 +153,8 @@ afterAll(async () => {
 });
 
 async function imap(): Promise<LineClient> {
-  const c = await LineClient.connect(ports.imap, { localAddress: CLIENT_IP });
-  expect(await c.line()).toMatch(/^\* OK /);
+  const c = await greeted(ports.imap);
+  expect(c.greeting).toMatch(/^\* OK /);
   return c;
 }
 
@@ -191,15 +178,12 @@ async function imapSteps(lines: string[], tag = 'a'): Promise<string> {
   }
 }
 
+/** Each line and its reply; the last reply. */
 async function pop3Steps(lines: string[]): Promise<string> {
-  const c = await LineClient.connect(ports.pop3, { localAddress: CLIENT_IP });
+  const { c, replies } = await pop3Lines(ports.pop3, lines, { timeoutMs: 10_000 });
   try {
-    expect(await c.line()).toMatch(/^\+OK/);
-    let reply = '';
-    for (const l of lines) {
-      c.write(`${l}\r\n`);
-      reply = await c.line(10_000);
-    }
+    expect(c.greeting).toMatch(/^\+OK/);
+    const reply = replies.at(-1) ?? '';
     if (reply.startsWith('+OK')) {
       c.write('QUIT\r\n');
       await c.line(10_000);
