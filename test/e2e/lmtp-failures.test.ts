@@ -8,13 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { LMTP_MAX_RECIPIENTS } from '../../src/lmtp/commands.js';
 import { LMTP_CLIENT_IDLE_TIMEOUT } from '../../src/lmtp/session.js';
+import { CLIENT_IP, greeted } from '../support/clients.js';
+import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 import { readReply, reply, smtplib, startFakeLmtp, type FakeLmtp } from '../support/lmtp-peers.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { sharedTestCa, type IssuedCert } from '../support/tlsca.js';
 
-const CLIENT_IP = '127.0.0.5';
 const MTA_IP = '127.0.0.6';
 const FAKE_IP = '127.0.0.7';
 const XCLIENT_CAP = 'XCLIENT ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT';
@@ -54,22 +55,9 @@ function users(): string {
   ].join('\n');
 }
 
+/** `extra`: more top-level settings (YAML lines). */
 function config(extra = ''): string {
-  return `
-protocols: lmtp
-listen: 127.0.0.1
-ssl: no
-ssl_client_ca_file: ${caFile}
-login_trusted_networks: ${MTA_IP}
-log_level: debug
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-service:
-  lmtp:
-    inet_listener:
-      lmtp: { port: {{port}} }
-${extra}`;
+  return testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { ssl_client_ca_file: caFile, login_trusted_networks: MTA_IP, log_level: 'debug' }, extra });
 }
 
 function message(subject: string, body = 'Hello.\r\n'): Buffer {
@@ -81,8 +69,8 @@ async function inbox(user: string, subject: string): Promise<Buffer[]> {
 }
 
 async function client(p: RunningPortier = px, from = CLIENT_IP): Promise<LineClient> {
-  const l = await LineClient.connect(p.port('lmtp'), { localAddress: from });
-  expect(await reply(l)).toMatch(/^220 /);
+  const l = await greeted(p, 'lmtp', { from, greetingTimeoutMs: 10_000 });
+  expect(l.greeting).toMatch(/^220 /);
   return l;
 }
 

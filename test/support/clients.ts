@@ -21,6 +21,8 @@ export interface ConnectOptions {
   readonly host?: string;
   /** Implicit TLS with these options. */
   readonly tls?: ConnectionOptions;
+  /** How long each greeting line may take; default 5 s. */
+  readonly greetingTimeoutMs?: number;
 }
 
 /** A connected client whose greeting has been read. */
@@ -37,9 +39,14 @@ export async function greeted(target: Target, protocol: GreetingProtocol = 'imap
     ...(opts.host !== undefined ? { host: opts.host } : {}),
     ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
   });
-  let greeting = await c.line();
-  if (protocol === 'lmtp') while (/^\d{3}-/.test(greeting)) greeting = await c.line();
-  return Object.assign(c, { greeting });
+  try {
+    let greeting = await c.line(opts.greetingTimeoutMs);
+    if (protocol === 'lmtp') while (/^\d{3}-/.test(greeting)) greeting = await c.line(opts.greetingTimeoutMs);
+    return Object.assign(c, { greeting });
+  } catch (err) {
+    c.close();
+    throw err;
+  }
 }
 
 export interface ImapExchange {

@@ -34,13 +34,15 @@ export function listenersYaml(protocols: readonly MailProtocol[], ports: Partial
   return `${out.join('\n')}\n`;
 }
 
+/** Listen on loopback only, without TLS. */
+export const LOOPBACK_SETTINGS: Readonly<Record<string, string>> = { listen: '127.0.0.1', ssl: 'no' };
+
 /**
  * What a test instance sets unless it says otherwise: loopback, no TLS, plaintext logins
  * allowed (clients come from 127.0.0.5, which is not "secured") and no failure delay.
  */
 export const PLAINTEXT_TEST_SETTINGS: Readonly<Record<string, string>> = {
-  listen: '127.0.0.1',
-  ssl: 'no',
+  ...LOOPBACK_SETTINGS,
   disable_plaintext_auth: 'no',
   auth_failure_delay: '0',
 };
@@ -57,7 +59,9 @@ export function passdbEntry(driver: string, fields: Settings): string {
 export const USERS_FILE_PASSDB = passdbEntry('passwd-file', { args: 'scheme=PLAIN {{dir}}/users' });
 
 export interface TestConfigOptions {
-  /** Top-level settings over PLAINTEXT_TEST_SETTINGS (a key given again replaces the base value). */
+  /** The settings the others go over; default PLAINTEXT_TEST_SETTINGS (LOOPBACK_SETTINGS where logins do not apply: LMTP). */
+  readonly base?: Settings;
+  /** Top-level settings over `base` (a key given again replaces the base value). */
   readonly settings?: Settings;
   /** YAML text after the settings, for nested ones (local_backend, local_name, ...). */
   readonly extra?: string;
@@ -71,7 +75,7 @@ export interface TestConfigOptions {
 
 /** A whole configuration: protocols, the test settings, listeners, passdb. */
 export function testConfig(protocols: readonly MailProtocol[], opts: TestConfigOptions = {}): string {
-  const settings: Settings = { protocols: protocols.join(' '), ...PLAINTEXT_TEST_SETTINGS, ...opts.settings };
+  const settings: Settings = { protocols: protocols.join(' '), ...(opts.base ?? PLAINTEXT_TEST_SETTINGS), ...opts.settings };
   const lines = Object.entries(settings).map(([k, v]) => `${k}: ${v}\n`).join('');
   const service = opts.service ?? listenersYaml(protocols, opts.ports);
   return `${lines}${opts.extra ?? ''}${service}passdb:\n${opts.passdb ?? USERS_FILE_PASSDB}`;
