@@ -10,15 +10,16 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { CLIENT_IP, greeted } from '../support/clients.js';
+import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
-import { LineClient } from '../support/lines.js';
+import type { LineClient } from '../support/lines.js';
 import { readReply, reply, smtplib, swaks } from '../support/lmtp-peers.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { sharedTestCa, type IssuedCert } from '../support/tlsca.js';
 import { makeTempDir } from '../support/tmp.js';
 
-const CLIENT_IP = '127.0.0.5';
 const MTA_IP = '127.0.0.6';
 let a: DovecotBackend;
 let b: DovecotBackend;
@@ -47,22 +48,23 @@ function users(): string {
   ].join('\n');
 }
 
-function config(extra = ''): string {
-  return `
-protocols: lmtp
-listen: 127.0.0.1
-ssl: yes
-ssl_cert: ${cert.certFile}
-ssl_key: ${cert.keyFile}
-ssl_client_ca_file: ${cert.caFile}
-login_trusted_networks: ${MTA_IP}
-lmtp_max_mail_size: 25M
-mail_temp_dir: ${spoolDir}
-log_level: debug
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-${extra}`;
+/** `extra`: more top-level settings (YAML); `service`: the listeners, else lmtp on a fresh port. */
+function config(opts: { ssl?: 'yes' | 'required'; extra?: string; service?: string } = {}): string {
+  return testConfig(['lmtp'], {
+    base: LOOPBACK_SETTINGS,
+    settings: {
+      ssl: opts.ssl ?? 'yes',
+      ssl_cert: cert.certFile,
+      ssl_key: cert.keyFile,
+      ssl_client_ca_file: cert.caFile,
+      login_trusted_networks: MTA_IP,
+      lmtp_max_mail_size: '25M',
+      mail_temp_dir: spoolDir,
+      log_level: 'debug',
+    },
+    ...(opts.extra !== undefined ? { extra: opts.extra } : {}),
+    ...(opts.service !== undefined ? { service: opts.service } : {}),
+  });
 }
 
 /** A message with CRLF lines, some of them starting with dots. */
@@ -71,8 +73,8 @@ function message(subject: string, body = 'Hello.\r\n'): Buffer {
 }
 
 async function client(p: RunningPortier = px, from = CLIENT_IP): Promise<LineClient> {
-  const l = await LineClient.connect(p.port('lmtp'), { localAddress: from });
-  expect(await reply(l)).toMatch(/^220 \S+ portier ready\.$/);
+  const l = await greeted(p, 'lmtp', { from, greetingTimeoutMs: 10_000 });
+  expect(l.greeting).toMatch(/^220 \S+ portier ready\.$/);
   return l;
 }
 
@@ -102,8 +104,11 @@ beforeAll(async () => {
     startDovecot({ ...trust, address: '127.0.0.4', users: [{ user: 'eve@c.example', password: 'x' }, { user: 'frank@c.example', password: 'x' }] }),
   ]);
   lmtpPort = await freePort('127.0.0.1');
-  px = await startPortier(`${config()}service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n      lmtps: { port: {{port}}, ssl: yes }\n`, { users: users() });
-  local = await startPortier(`${config()}local_backend:\n  lmtp: ${a.host}:${a.ports.lmtp}\nservice:\n  lmtp:\n    inet_listener:\n      lmtp: { port: {{port}} }\n`, { users: users() });
+  px = await startPortier(
+    config({ service: `service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n      lmtps: { port: {{port}}, ssl: yes }\n` }),
+    { users: users() },
+  );
+  local = await startPortier(config({ extra: `local_backend:\n  lmtp: ${a.host}:${a.ports.lmtp}\n` }), { users: users() });
 });
 
 afterAll(async () => {
@@ -309,9 +314,9 @@ describe('LMTP TLS', () => {
 
   test('an implicit-TLS listener (ssl: yes): TLS first, no STARTTLS offered, delivery works', async () => {
     const ca = await import('node:fs/promises').then((f) => f.readFile(cert.caFile));
-    const l = await LineClient.connect(px.port('lmtps'), { localAddress: CLIENT_IP, tls: { ca, servername: 'localhost' } });
+    const l = await greeted(px.port('lmtps'), 'lmtp', { tls: { ca, servername: 'localhost' }, greetingTimeoutMs: 10_000 });
     expect((l.socket as TLSSocket).authorized).toBe(true);
-    expect(await reply(l)).toMatch(/^220 \S+ portier ready\.$/);
+    expect(l.greeting).toMatch(/^220 \S+ portier ready\.$/);
     l.write('LHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\n');
     expect(await readReply(l)).not.toContain('250 STARTTLS');
     for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
@@ -322,7 +327,7 @@ describe('LMTP TLS', () => {
   });
 
   test('ssl: required: MAIL before STARTTLS is 530; after STARTTLS the transaction goes through', async () => {
-    const strict = await startPortier(`${config().replace('ssl: yes', 'ssl: required')}service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: {{port}} }\n`, { users: users() });
+    const strict = await startPortier(config({ ssl: 'required' }), { users: users() });
     try {
       const l = await client(strict);
       l.write('LHLO mta.test\r\nMAIL FROM:<>\r\n');
