@@ -4,8 +4,9 @@
  * resumption, then protocol lines) and `openssl s_client`. Both report what they saw; the
  * certificate comes back as DER and is read here.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { runPython } from '../support/python-clients.js';
 
 export interface PyTlsArgs {
   port: number;
@@ -108,12 +109,7 @@ print(json.dumps(results))
 
 /** One or more connections (see `connections`) with python3's ssl module. */
 export function pyTls(args: PyTlsArgs): Promise<PyTlsConn[]> {
-  return new Promise((resolve, reject) => {
-    execFile('python3', ['-c', PY, JSON.stringify(args)], { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`python3 ssl client failed: ${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as PyTlsConn[]);
-    });
-  });
+  return runPython<PyTlsConn[]>('python3 ssl client', PY, { args: [JSON.stringify(args)], timeoutMs: 30_000 });
 }
 
 /** The first (or only) connection; throws with the client's error when the handshake failed. */

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { LineClient } from './lines.js';
+import { runPython } from './python-clients.js';
 
 export interface SmtplibSpec {
   port: number;
@@ -68,13 +69,7 @@ print(json.dumps(out))
 /** One LMTP transaction with python3's smtplib, from 127.0.0.5 unless told otherwise. */
 export function smtplib(spec: SmtplibSpec): Promise<SmtplibResult> {
   const input = JSON.stringify({ ...spec, host: spec.host ?? '127.0.0.1', source: spec.source ?? '127.0.0.5', message: spec.message.toString('base64') });
-  return new Promise((resolve, reject) => {
-    const child = execFile('python3', ['-c', SMTPLIB], { timeout: 180_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`smtplib failed: ${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as SmtplibResult);
-    });
-    child.stdin?.end(input);
-  });
+  return runPython<SmtplibResult>('smtplib', SMTPLIB, { stdin: input, timeoutMs: 180_000, maxBuffer: 16 << 20 });
 }
 
 /** swaks (Debian's), speaking LMTP; resolves with its transcript (exit code is not an error). */
