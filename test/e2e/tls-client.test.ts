@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { LOOPBACK_SETTINGS, passdbEntry, testConfig, type Settings } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { freePort } from '../support/ports.js';
 import { runPortierBin, startPortier, type RunningPortier } from '../support/portier.js';
@@ -43,19 +44,20 @@ function users(b: DovecotBackend): string {
   return `alice:{PLAIN}alice-pw::::::proxy=y host=${b.host} port=${b.ports.imap}\n`;
 }
 
-function mainConfig(): string {
-  return `
-protocols: imap pop3
-listen: 127.0.0.1
-ssl: yes
-ssl_cert: ${f('def', 'certFile')}
-ssl_key: ${f('def', 'keyFile')}
-ssl_alt_cert: ${f('defEc', 'certFile')}
-ssl_alt_key: ${f('defEc', 'keyFile')}
-disable_plaintext_auth: yes
-auth_failure_delay: 0
-log_level: debug
-local_name:
+/** Default RSA+ECDSA certificates, per-name ones (local_name), a per-listener and a per-protocol one. */
+function mainConfig(settings: Settings = {}): string {
+  return testConfig(['imap', 'pop3'], {
+    settings: {
+      ssl: 'yes',
+      ssl_cert: f('def', 'certFile'),
+      ssl_key: f('def', 'keyFile'),
+      ssl_alt_cert: f('defEc', 'certFile'),
+      ssl_alt_key: f('defEc', 'keyFile'),
+      disable_plaintext_auth: 'yes',
+      log_level: 'debug',
+      ...settings,
+    },
+    extra: `local_name:
   mail.example.org imap.example.org:
     ssl_cert: ${f('mail', 'certFile')}
     ssl_key: ${f('mail', 'keyFile')}
@@ -65,7 +67,8 @@ local_name:
     ssl_cert: ${f('wild', 'chainFile')}
     ssl_key: ${f('wild', 'keyFile')}
     ssl_key_password: wild-pass-9
-service:
+`,
+    service: `service:
   imap-login:
     inet_listener:
       imap: { port: {{port}} }
@@ -77,10 +80,8 @@ service:
     inet_listener:
       pop3: { port: {{port}} }
       pop3s: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+`,
+  });
 }
 
 beforeAll(async () => {
@@ -228,9 +229,12 @@ describe('protocol settings', () => {
     writeFileSync(join(dir, 'users'), '');
     writeFileSync(
       file,
-      `protocols: imap\nlisten: 127.0.0.1\nssl: yes\nssl_cert: ${f('def', 'certFile')}\nssl_key: ${f('def', 'keyFile')}\n` +
-        `workers: 2\nlog_level: debug\nadmin_socket: ''\nservice:\n  imap-login:\n    inet_listener:\n      imap: { port: 0 }\n      imaps: { port: ${port} }\n` +
-        `passdb:\n  - driver: passwd-file\n    args: ${join(dir, 'users')}\n`,
+      testConfig(['imap'], {
+        base: LOOPBACK_SETTINGS,
+        settings: { ssl: 'yes', ssl_cert: f('def', 'certFile'), ssl_key: f('def', 'keyFile'), workers: 2, log_level: 'debug', admin_socket: "''" },
+        ports: { imap: 0, imaps: port },
+        passdb: passdbEntry('passwd-file', { args: join(dir, 'users') }),
+      }),
     );
     const proc = runPortierBin(['serve', '-c', file]);
     try {
@@ -269,23 +273,18 @@ describe('protocol settings', () => {
 describe('cipher list and server preference', () => {
   let prefer: RunningPortier;
   let clientOrder: RunningPortier;
-  const config = (preferServer: boolean): string => `
-protocols: imap
-listen: 127.0.0.1
-ssl: yes
-ssl_cert: ${f('def', 'certFile')}
-ssl_key: ${f('def', 'keyFile')}
-ssl_cipher_list: ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256
-ssl_prefer_server_ciphers: ${preferServer ? 'yes' : 'no'}
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: 0 }
-      imaps: { port: {{port}} }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`;
+  const config = (preferServer: boolean): string =>
+    testConfig(['imap'], {
+      base: LOOPBACK_SETTINGS,
+      settings: {
+        ssl: 'yes',
+        ssl_cert: f('def', 'certFile'),
+        ssl_key: f('def', 'keyFile'),
+        ssl_cipher_list: 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256',
+        ssl_prefer_server_ciphers: preferServer ? 'yes' : 'no',
+      },
+      ports: { imap: 0, imaps: '{{port}}' },
+    });
   beforeAll(async () => {
     prefer = await startPortier(config(true), { users: '' });
     clientOrder = await startPortier(config(false), { users: '' });
@@ -350,7 +349,7 @@ describe('ALPN (ALPACA defence)', () => {
 describe('strict SNI (ssl_sni_strict)', () => {
   let strict: RunningPortier;
   beforeAll(async () => {
-    strict = await startPortier(mainConfig().replace('ssl: yes\n', 'ssl: yes\nssl_sni_strict: yes\n'), { users: users(backend) });
+    strict = await startPortier(mainConfig({ ssl_sni_strict: 'yes' }), { users: users(backend) });
   });
   afterAll(async () => strict?.stop());
 
