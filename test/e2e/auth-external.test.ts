@@ -5,79 +5,39 @@
  * master/pass. An authorization id for someone else, an unknown certificate user, or a user
  * without a backend password are refused.
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { greeted, imapCommandOn } from '../support/clients.js';
+import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { sharedTestCa, type IssuedCert } from '../support/tlsca.js';
-import { CLIENT_IP } from './passdb-fixtures.js';
 
 let backend: DovecotBackend;
 let px: RunningPortier;
 const certs: Record<string, IssuedCert> = {};
 
-/** One TLS connection, optionally with a client certificate; returns a line reader. */
-async function tlsClient(cert?: string): Promise<{ socket: TLSSocket; line: () => Promise<string>; send: (s: string) => void }> {
+/** AUTHENTICATE EXTERNAL over implicit TLS, with the named client certificate or none; an OK login then SELECTs INBOX. */
+async function external(cert: string | undefined, ir = '='): Promise<{ greeting: string; reply: string }> {
   const c = cert === undefined ? undefined : certs[cert];
   const server = certs['server'];
   if (server === undefined) throw new Error('no server cert');
-  const raw = await new Promise<Socket>((resolve, reject) => {
-    const r = netConnect({ host: '127.0.0.1', port: px.port('imaps'), localAddress: CLIENT_IP }, () => resolve(r));
-    r.once('error', reject);
+  const client = await greeted(px.port('imaps'), 'imap', {
+    tls: {
+      ca: readFileSync(server.caFile),
+      servername: 'mail.test',
+      ...(c !== undefined ? { cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) } : {}),
+    },
+    greetingTimeoutMs: 10_000,
   });
-  const socket = await new Promise<TLSSocket>((resolve, reject) => {
-    const s = connect(
-      {
-        socket: raw,
-        ca: readFileSync(server.caFile),
-        servername: 'mail.test',
-        ...(c !== undefined ? { cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) } : {}),
-      },
-      () => resolve(s),
-    );
-    s.once('error', reject);
-  });
-  let buf = '';
-  const waiters: (() => void)[] = [];
-  socket.on('data', (d: Buffer) => {
-    buf += d.toString('utf8');
-    waiters.splice(0).forEach((w) => w());
-  });
-  const line = async (): Promise<string> => {
-    const until = Date.now() + 10_000;
-    while (!buf.includes('\r\n')) {
-      if (Date.now() > until) throw new Error(`no line: ${buf}`);
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 100);
-      });
-    }
-    const at = buf.indexOf('\r\n');
-    const l = buf.slice(0, at);
-    buf = buf.slice(at + 2);
-    return l;
-  };
-  return { socket, line, send: (s) => socket.write(s) };
-}
-
-async function external(cert: string | undefined, ir = '='): Promise<{ greeting: string; reply: string }> {
-  const c = await tlsClient(cert);
   try {
-    const greeting = await c.line();
-    c.send(`a AUTHENTICATE EXTERNAL ${ir}\r\n`);
-    let reply = await c.line();
-    while (!reply.startsWith('a ')) reply = await c.line();
+    const { reply } = await imapCommandOn(client, `a AUTHENTICATE EXTERNAL ${ir}`, 10_000);
     if (reply.startsWith('a OK')) {
-      c.send('b SELECT INBOX\r\n');
-      let l = await c.line();
-      while (!l.startsWith('b ')) l = await c.line();
-      expect(l).toMatch(/^b OK \[READ-WRITE\]/);
+      expect((await imapCommandOn(client, 'b SELECT INBOX', 10_000)).reply).toMatch(/^b OK \[READ-WRITE\]/);
     }
-    return { greeting, reply };
+    return { greeting: client.greeting, reply };
   } finally {
-    c.socket.destroy();
+    client.close();
   }
 }
 
@@ -95,27 +55,21 @@ beforeAll(async () => {
   const server = certs['server'];
   if (server === undefined) throw new Error('no server cert');
   px = await startPortier(
-    `
-protocols: imap
-listen: 127.0.0.1
-ssl: yes
-ssl_cert: ${server.certFile}
-ssl_key: ${server.keyFile}
-ssl_ca: ${server.caFile}
-ssl_verify_client_cert: yes
-auth_ssl_username_from_cert: yes
-auth_mechanisms: plain external
-auth_failure_delay: 0
-log_level: debug
-service:
-  imap-login:
-    inet_listener:
-      imap: { port: 0 }
-      imaps: { port: {{port}}, ssl: yes }
-passdb:
-  - driver: passwd-file
-    args: scheme=PLAIN {{dir}}/users
-`,
+    testConfig(['imap'], {
+      base: LOOPBACK_SETTINGS,
+      settings: {
+        ssl: 'yes',
+        ssl_cert: server.certFile,
+        ssl_key: server.keyFile,
+        ssl_ca: server.caFile,
+        ssl_verify_client_cert: 'yes',
+        auth_ssl_username_from_cert: 'yes',
+        auth_mechanisms: 'plain external',
+        auth_failure_delay: 0,
+        log_level: 'debug',
+      },
+      ports: { imap: 0, imaps: '{{port}}' },
+    }),
     { users: `alice:::::::${to} nopassword=y master=pmaster pass=pmaster-secret\nbob:{PLAIN}bob-pw::::::${to}\n` },
   );
 });
