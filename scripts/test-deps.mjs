@@ -2,9 +2,9 @@
 // Makes sure the real peers the e2e tests start (Dovecot, PostgreSQL, Redis, openssl, ...)
 // are installed; installs the Debian packages when run as root, otherwise says how.
 // Idempotent and fast when everything is present: only file existence checks.
-import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { aptCommand, aptInstall, executable, PATH_DIRS, which } from './apt.mjs';
 
 // command -> Debian packages that provide it
 const NEEDS = [
@@ -34,25 +34,6 @@ const USERS = [
   { name: 'dovenull', pkg: 'dovecot-core' },
   { name: 'postgres', pkg: 'postgresql' },
 ];
-
-const PATH_DIRS = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/sbin', '/bin'].filter(Boolean);
-
-function executable(p) {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function which(cmd) {
-  for (const dir of PATH_DIRS) {
-    const p = join(dir, cmd);
-    if (executable(p)) return p;
-  }
-  return undefined;
-}
 
 function pgBinDir() {
   if (process.env.PG_BIN_DIR) return PG_BINS.every((b) => executable(join(process.env.PG_BIN_DIR, b))) ? process.env.PG_BIN_DIR : undefined;
@@ -108,31 +89,7 @@ function check() {
   return { missing, pkgs: [...pkgs], pgBin };
 }
 
-function aptInstall(pkgs) {
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...pkgs], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env,
-    }).status === 0;
-  // Keep package scripts from starting Dovecot/Redis/PostgreSQL services on standard ports;
-  // only when no policy is in place already, and removed again afterwards.
-  const policy = '/usr/sbin/policy-rc.d';
-  const ownPolicy = !existsSync(policy);
-  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# temporary, from portier scripts/test-deps.mjs\nexit 101\n', { mode: 0o755 });
-  try {
-    if (install()) return true;
-    console.error('test-deps: apt-get install failed; running apt-get update and retrying');
-    if (spawnSync('apt-get', ['update'], { stdio: ['ignore', 'inherit', 'inherit'], env }).status !== 0) return false;
-    return install();
-  } finally {
-    if (ownPolicy) rmSync(policy, { force: true });
-  }
-}
-
 const ALL_PKGS = [...new Set([...NEEDS.flatMap((n) => n.pkgs), ...PG_PKGS])];
-const aptCommand = (pkgs) =>
-  `sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
 
 let state = check();
 if (state.missing.length > 0) {
@@ -148,7 +105,7 @@ if (state.missing.length > 0) {
     process.exit(1);
   }
   console.log(`test-deps: installing ${state.pkgs.join(' ')} (missing: ${state.missing.join(', ')})`);
-  if (!aptInstall(state.pkgs)) {
+  if (!aptInstall(state.pkgs, 'test-deps')) {
     console.error(`test-deps: installation failed; try:\n  ${aptCommand(state.pkgs)}`);
     process.exit(1);
   }
