@@ -2,6 +2,7 @@ import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { userInfo } from 'node:os';
 import { basename, join } from 'node:path';
 import { lmtpDeliver } from './lmtp-client.js';
+import { PeerProcess, type PeerLifecycle } from './peer.js';
 import { freePort } from './ports.js';
 import type { ManagedProcess } from './procs.js';
 import { startProcess, waitFor, waitForListening } from './procs.js';
@@ -48,7 +49,7 @@ export interface DeliverOptions {
   from?: string;
 }
 
-export interface DovecotBackend {
+export interface DovecotBackend extends PeerLifecycle {
   readonly host: string;
   readonly ports: Readonly<DovecotPorts>;
   readonly dir: string;
@@ -56,9 +57,6 @@ export interface DovecotBackend {
   readonly masterUsers: readonly DovecotUser[];
   readonly confFile: string;
   readonly logFile: string;
-  /** PID of the running dovecot master (the one we started). */
-  readonly pid: number;
-  readonly running: boolean;
   readLog(): Promise<string>;
   /** Byte length of the log now: pass as `fromOffset` to wait only for newer lines. */
   logSize(): Promise<number>;
@@ -75,9 +73,6 @@ export interface DovecotBackend {
   stop(): Promise<void>;
   /** SIGKILL master and children at once: a crash; start() brings it back. */
   kill(): Promise<void>;
-  /** Start again on the same ports with the same config and mail. */
-  start(): Promise<void>;
-  restart(): Promise<void>;
 }
 
 const DEFAULT_PROTOCOLS: readonly DovecotProtocol[] = ['imap', 'pop3', 'lmtp'];
@@ -201,6 +196,94 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
+class DovecotPeer extends PeerProcess implements DovecotBackend {
+  readonly host: string;
+  readonly dir: string;
+  readonly users: readonly DovecotUser[];
+  readonly masterUsers: readonly DovecotUser[];
+  readonly confFile: string;
+  readonly logFile: string;
+  readonly #conf: Omit<ConfInput, 'ports'>;
+  readonly #startTimeoutMs: number;
+  #ports: DovecotPorts;
+
+  constructor(c: { conf: Omit<ConfInput, 'ports'>; ports: DovecotPorts; users: readonly DovecotUser[]; masterUsers: readonly DovecotUser[]; startTimeoutMs: number }) {
+    super();
+    this.#conf = c.conf;
+    this.host = c.conf.address;
+    this.dir = c.conf.dir;
+    this.#ports = c.ports;
+    this.users = c.users;
+    this.masterUsers = c.masterUsers;
+    this.confFile = join(this.dir, 'dovecot.conf');
+    this.logFile = join(this.dir, 'dovecot.log');
+    this.#startTimeoutMs = c.startTimeoutMs;
+  }
+
+  get ports(): Readonly<DovecotPorts> {
+    return this.#ports;
+  }
+
+  writeConf(): Promise<void> {
+    return writeFile(this.confFile, renderConf({ ...this.#conf, ports: this.#ports }));
+  }
+
+  async newPorts(): Promise<void> {
+    this.#ports = await allocPorts(this.host, this.#conf.ssl !== 'no');
+    await this.writeConf();
+  }
+
+  protected async launch(): Promise<ManagedProcess> {
+    const p = await startProcess({
+      name: `dovecot ${this.host}`,
+      command: 'dovecot',
+      args: ['-F', '-c', this.confFile],
+      cwd: this.dir,
+      logFile: join(this.dir, 'stdout.log'),
+      processGroup: true,
+    });
+    try {
+      for (const port of listenedPorts(this.#ports, this.#conf.protocols, this.#conf.ssl !== 'no')) {
+        await waitForListening(this.host, port, this.#startTimeoutMs, p);
+      }
+    } catch (err) {
+      await p.stop();
+      const log = await readFile(this.logFile, 'utf8').catch(() => '');
+      throw new Error(`${(err as Error).message}\n--- dovecot.log ---\n${log.slice(-4000)}`, { cause: err });
+    }
+    return p;
+  }
+
+  readLog(): Promise<string> {
+    return readFile(this.logFile, 'utf8').catch(() => '');
+  }
+
+  async logSize(): Promise<number> {
+    return (await stat(this.logFile).catch(() => ({ size: 0 }))).size;
+  }
+
+  waitForLog(re: RegExp, timeoutMs = 5000, fromOffset = 0): Promise<string> {
+    return waitFor(`dovecot log to match ${String(re)}`, async () => {
+      const text = Buffer.from(await this.readLog()).subarray(fromOffset).toString('utf8');
+      return text.split('\n').find((l) => re.test(l));
+    }, timeoutMs, { intervalMs: 20 });
+  }
+
+  async deliver(user: string, rfc822: Buffer | string, o: DeliverOptions = {}): Promise<void> {
+    await lmtpDeliver({ host: this.host, port: this.#ports.lmtp, from: o.from ?? '', to: [user], data: rfc822 });
+  }
+
+  async listMessages(user: string, mailbox = 'INBOX', o: { raw?: boolean } = {}): Promise<Buffer[]> {
+    const box = mailboxDir(join(this.dir, 'mail', user.toLowerCase()), mailbox);
+    const files = [
+      ...(await listDir(join(box, 'new'))).map((f) => join(box, 'new', f)),
+      ...(await listDir(join(box, 'cur'))).map((f) => join(box, 'cur', f)),
+    ].sort((a, b) => maildirOrder(basename(a), basename(b)));
+    const bodies = await Promise.all(files.map((f) => readFile(f)));
+    return o.raw === true ? bodies : bodies.map(stripReturnPath);
+  }
+}
+
 /** Start a private Dovecot on fresh loopback ports; resolves once every listener listens. */
 export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotBackend> {
   const address = opts.address ?? '127.0.0.2';
@@ -220,103 +303,19 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotBa
     await writeFile(join(dir, 'master-users'), masterUsers.map((u) => passwdLine(u, 'masterUsers')).join(''), { mode: 0o644 });
   }
 
-  const confFile = join(dir, 'dovecot.conf');
-  const logFile = join(dir, 'dovecot.log');
-  let ports = opts.ports ?? (await allocPorts(address, tls));
-  const writeConf = (): Promise<void> =>
-    writeFile(confFile, renderConf({
-      dir, address, ports, protocols, ssl, cert: opts.cert, trustedNetworks: opts.trustedNetworks ?? [],
+  const backend = new DovecotPeer({
+    conf: {
+      dir, address, protocols, ssl, cert: opts.cert, trustedNetworks: opts.trustedNetworks ?? [],
       disablePlaintextAuth: opts.disablePlaintextAuth ?? false, hasMasters: masterUsers.length > 0,
       extraConf: opts.extraConf ?? '',
-    }));
-
-  let proc: ManagedProcess | undefined;
-  const launch = async (): Promise<void> => {
-    const p = await startProcess({
-      name: `dovecot ${address}`,
-      command: 'dovecot',
-      args: ['-F', '-c', confFile],
-      cwd: dir,
-      logFile: join(dir, 'stdout.log'),
-      processGroup: true,
-    });
-    proc = p;
-    try {
-      for (const port of listenedPorts(ports, protocols, tls)) {
-        await waitForListening(address, port, opts.startTimeoutMs ?? 10_000, p);
-      }
-    } catch (err) {
-      await p.stop();
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new Error(`${(err as Error).message}\n--- dovecot.log ---\n${log.slice(-4000)}`, { cause: err });
-    }
-  };
-
-  await writeConf();
-  // Another worker may grab a port between freePort() and bind: retry with new ones.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await launch();
-      break;
-    } catch (err) {
-      if (opts.ports !== undefined || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-      ports = await allocPorts(address, tls);
-      await writeConf();
-    }
-  }
-
-  const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
-  const backend: DovecotBackend = {
-    host: address,
-    get ports() {
-      return ports;
     },
-    dir,
+    ports: opts.ports ?? (await allocPorts(address, tls)),
     users,
     masterUsers,
-    confFile,
-    logFile,
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    get running() {
-      return proc?.running ?? false;
-    },
-    readLog,
-    logSize: async () => (await stat(logFile).catch(() => ({ size: 0 }))).size,
-    async waitForLog(re, timeoutMs = 5000, fromOffset = 0) {
-      return waitFor(`dovecot log to match ${String(re)}`, async () => {
-        const text = Buffer.from(await readLog()).subarray(fromOffset).toString('utf8');
-        return text.split('\n').find((l) => re.test(l));
-      }, timeoutMs, { intervalMs: 20 });
-    },
-    async deliver(user, rfc822, o = {}) {
-      await lmtpDeliver({ host: address, port: ports.lmtp, from: o.from ?? '', to: [user], data: rfc822 });
-    },
-    async listMessages(user, mailbox = 'INBOX', o = {}) {
-      const box = mailboxDir(join(dir, 'mail', user.toLowerCase()), mailbox);
-      const files = [
-        ...(await listDir(join(box, 'new'))).map((f) => join(box, 'new', f)),
-        ...(await listDir(join(box, 'cur'))).map((f) => join(box, 'cur', f)),
-      ].sort((a, b) => maildirOrder(basename(a), basename(b)));
-      const bodies = await Promise.all(files.map((f) => readFile(f)));
-      return o.raw === true ? bodies : bodies.map(stripReturnPath);
-    },
-    async stop() {
-      await proc?.stop();
-    },
-    async kill() {
-      await proc?.kill();
-    },
-    async start() {
-      if (proc?.running === true) return;
-      await launch();
-    },
-    async restart() {
-      await backend.stop();
-      await backend.start();
-    },
-  };
+    startTimeoutMs: opts.startTimeoutMs ?? 10_000,
+  });
+  await backend.writeConf();
+  await backend.firstStart(opts.ports === undefined ? () => backend.newPorts() : undefined);
   return backend;
 }
 

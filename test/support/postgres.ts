@@ -1,5 +1,6 @@
 import { access, readdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { PeerProcess, type PeerLifecycle } from './peer.js';
 import { freePort } from './ports.js';
 import type { ManagedProcess } from './procs.js';
 import { runCommand, startProcess, waitFor, waitForListening } from './procs.js';
@@ -13,7 +14,7 @@ export interface PostgresOptions {
   startTimeoutMs?: number;
 }
 
-export interface PgServer {
+export interface PgServer extends PeerLifecycle {
   readonly host: string;
   readonly port: number;
   /** Superuser; trust authentication, no password. */
@@ -22,17 +23,10 @@ export interface PgServer {
   readonly connectionString: string;
   readonly dir: string;
   readonly dataDir: string;
-  readonly pid: number;
-  readonly running: boolean;
-  /** Server output (stderr log) of the current run. */
-  output(): string;
   /** Fast shutdown (SIGINT): connected clients are cut off, as in an outage. */
   stop(): Promise<void>;
   /** SIGKILL postmaster and backends at once: a crash (recovery runs at the next start). */
   kill(): Promise<void>;
-  /** Start again on the same port and data dir. */
-  start(): Promise<void>;
-  restart(): Promise<void>;
 }
 
 const isExecutable = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
@@ -70,6 +64,75 @@ function postgresIds(): Promise<{ uid: number; gid: number }> {
   return postgresIdsCache;
 }
 
+interface RunAs {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+}
+
+class PgPeer extends PeerProcess implements PgServer {
+  readonly host = '127.0.0.1';
+  readonly user = 'postgres';
+  readonly database: string;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly #bin: string;
+  readonly #run: RunAs;
+  readonly #startTimeoutMs: number;
+  #port: number;
+
+  constructor(c: { bin: string; database: string; dir: string; port: number; run: RunAs; startTimeoutMs: number }) {
+    super();
+    this.#bin = c.bin;
+    this.database = c.database;
+    this.dir = c.dir;
+    this.dataDir = join(c.dir, 'data');
+    this.#port = c.port;
+    this.#run = c.run;
+    this.#startTimeoutMs = c.startTimeoutMs;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get connectionString(): string {
+    return `postgres://${this.user}@${this.host}:${this.#port}/${this.database}`;
+  }
+
+  async newPort(): Promise<void> {
+    this.#port = await freePort(this.host);
+  }
+
+  protected async launch(): Promise<ManagedProcess> {
+    const [host, port, dir] = [this.host, this.#port, this.dir];
+    const p = await startProcess({
+      name: `postgres ${host}:${port}`,
+      command: join(this.#bin, 'postgres'),
+      args: [
+        '-D', this.dataDir,
+        '-c', `listen_addresses=${host}`, '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`,
+        '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+        '-c', 'max_connections=100', '-c', 'shared_buffers=32MB', '-c', 'logging_collector=off',
+      ],
+      ...this.#run,
+      logFile: join(dir, 'postgres.log'),
+      processGroup: true,
+      stopSignal: 'SIGINT',
+      stopTimeoutMs: 10_000,
+    });
+    try {
+      await waitFor('postgres to be ready', () => /ready to accept connections/.test(p.output()), this.#startTimeoutMs, { proc: p });
+      await waitForListening(host, port, this.#startTimeoutMs, p);
+    } catch (err) {
+      await p.stop();
+      throw err;
+    }
+    return p;
+  }
+}
+
 /** initdb + postgres on 127.0.0.1:<free port>, fsync off, with database `portier_test`. */
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PgServer> {
   const bin = await pgBinDir();
@@ -79,86 +142,13 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<PgServe
   const asRoot = process.getuid?.() === 0;
   const ids = asRoot ? await postgresIds() : undefined;
   const dir = await makeTempDir('portier-pg-', { mode: 0o700, ...(ids !== undefined ? { owner: ids } : {}) });
-  const dataDir = join(dir, 'data');
   const env = { ...process.env, LC_ALL: 'C', TZ: 'UTC', HOME: dir };
-  const run = { cwd: dir, env, ...(ids ?? {}) };
+  const run: RunAs = { cwd: dir, env, ...(ids ?? {}) };
 
-  await runCommand(join(bin, 'initdb'), ['-D', dataDir, '-U', user, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], run);
+  await runCommand(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', user, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], run);
 
-  let port = opts.port ?? (await freePort(host));
-  let proc: ManagedProcess | undefined;
-  const launch = async (): Promise<void> => {
-    const p = await startProcess({
-      name: `postgres ${host}:${port}`,
-      command: join(bin, 'postgres'),
-      args: [
-        '-D', dataDir,
-        '-c', `listen_addresses=${host}`, '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`,
-        '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-        '-c', 'max_connections=100', '-c', 'shared_buffers=32MB', '-c', 'logging_collector=off',
-      ],
-      ...run,
-      logFile: join(dir, 'postgres.log'),
-      processGroup: true,
-      stopSignal: 'SIGINT',
-      stopTimeoutMs: 10_000,
-    });
-    proc = p;
-    try {
-      const timeout = opts.startTimeoutMs ?? 20_000;
-      await waitFor('postgres to be ready', () => /ready to accept connections/.test(p.output()), timeout, { proc: p });
-      await waitForListening(host, port, timeout, p);
-    } catch (err) {
-      await p.stop();
-      throw err;
-    }
-  };
-
-  // Another worker may grab the port between freePort() and bind: retry with a new one.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await launch();
-      break;
-    } catch (err) {
-      if (opts.port !== undefined || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-      port = await freePort(host);
-    }
-  }
-  await runCommand(join(bin, 'createdb'), ['-h', host, '-p', String(port), '-U', user, database], run);
-
-  const server: PgServer = {
-    host,
-    get port() {
-      return port;
-    },
-    user,
-    database,
-    get connectionString() {
-      return `postgres://${user}@${host}:${port}/${database}`;
-    },
-    dir,
-    dataDir,
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    get running() {
-      return proc?.running ?? false;
-    },
-    output: () => proc?.output() ?? '',
-    async stop() {
-      await proc?.stop();
-    },
-    async kill() {
-      await proc?.kill();
-    },
-    async start() {
-      if (proc?.running === true) return;
-      await launch();
-    },
-    async restart() {
-      await server.stop();
-      await server.start();
-    },
-  };
+  const server = new PgPeer({ bin, database, dir, port: opts.port ?? (await freePort(host)), run, startTimeoutMs: opts.startTimeoutMs ?? 20_000 });
+  await server.firstStart(opts.port === undefined ? () => server.newPort() : undefined);
+  await runCommand(join(bin, 'createdb'), ['-h', host, '-p', String(server.port), '-U', user, database], run);
   return server;
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { PeerProcess, type PeerLifecycle } from './peer.js';
 import { freePort } from './ports.js';
 import type { ManagedProcess } from './procs.js';
 import { startProcess, waitFor, waitForListening } from './procs.js';
@@ -12,93 +13,68 @@ export interface RedisOptions {
   startTimeoutMs?: number;
 }
 
-export interface RedisServer {
+export interface RedisServer extends PeerLifecycle {
   readonly host: string;
   readonly port: number;
   readonly url: string;
   readonly dir: string;
-  readonly pid: number;
-  readonly running: boolean;
-  output(): string;
   /** SIGTERM; nothing is persisted, so a later start() comes back empty. */
   stop(): Promise<void>;
-  /** SIGKILL: a crash. */
-  kill(): Promise<void>;
-  /** Start again on the same port. */
-  start(): Promise<void>;
-  restart(): Promise<void>;
 }
 
-/** A private redis-server on 127.0.0.1:<free port> that keeps nothing on disk. */
-export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
-  const host = '127.0.0.1';
-  const dir = await makeTempDir('portier-redis-');
-  let port = opts.port ?? (await freePort(host));
-  let proc: ManagedProcess | undefined;
+class RedisPeer extends PeerProcess implements RedisServer {
+  readonly host = '127.0.0.1';
+  readonly dir: string;
+  readonly #opts: RedisOptions;
+  #port: number;
 
-  const launch = async (): Promise<void> => {
+  constructor(dir: string, port: number, opts: RedisOptions) {
+    super();
+    this.dir = dir;
+    this.#port = port;
+    this.#opts = opts;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get url(): string {
+    return `redis://${this.host}:${this.#port}`;
+  }
+
+  async newPort(): Promise<void> {
+    this.#port = await freePort(this.host);
+  }
+
+  protected async launch(): Promise<ManagedProcess> {
+    const [host, port, dir] = [this.host, this.#port, this.dir];
     const p = await startProcess({
       name: `redis-server ${host}:${port}`,
       command: 'redis-server',
       args: [
         '--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no', '--dir', dir,
-        '--daemonize', 'no', '--logfile', '', ...(opts.extraArgs ?? []),
+        '--daemonize', 'no', '--logfile', '', ...(this.#opts.extraArgs ?? []),
       ],
       cwd: dir,
       logFile: join(dir, 'redis.log'),
     });
-    proc = p;
     try {
-      const timeout = opts.startTimeoutMs ?? 10_000;
+      const timeout = this.#opts.startTimeoutMs ?? 10_000;
       await waitFor('redis to be ready', () => /Ready to accept connections/.test(p.output()), timeout, { proc: p });
       await waitForListening(host, port, timeout, p);
     } catch (err) {
       await p.stop();
       throw err;
     }
-  };
-
-  // Another worker may grab the port between freePort() and bind: retry with a new one.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await launch();
-      break;
-    } catch (err) {
-      if (opts.port !== undefined || attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-      port = await freePort(host);
-    }
+    return p;
   }
+}
 
-  const server: RedisServer = {
-    host,
-    get port() {
-      return port;
-    },
-    get url() {
-      return `redis://${host}:${port}`;
-    },
-    dir,
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    get running() {
-      return proc?.running ?? false;
-    },
-    output: () => proc?.output() ?? '',
-    async stop() {
-      await proc?.stop();
-    },
-    async kill() {
-      await proc?.kill();
-    },
-    async start() {
-      if (proc?.running === true) return;
-      await launch();
-    },
-    async restart() {
-      await server.stop();
-      await server.start();
-    },
-  };
+/** A private redis-server on 127.0.0.1:<free port> that keeps nothing on disk. */
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
+  const dir = await makeTempDir('portier-redis-');
+  const server = new RedisPeer(dir, opts.port ?? (await freePort('127.0.0.1')), opts);
+  await server.firstStart(opts.port === undefined ? () => server.newPort() : undefined);
   return server;
 }
