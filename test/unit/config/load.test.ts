@@ -2,22 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError } from '../../../src/errors.js';
 import { loadConfig, parseConfig } from '../../../src/config/load.js';
+import { refusedConfig } from '../../support/config-problems.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portier-config-'));
 const users = join(dir, 'users');
 writeFileSync(users, 'alice:{PLAIN}x\n');
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, join(dir, 'portier.yaml'));
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return [...(err as ConfigError).problems];
-  }
-  throw new Error('expected the configuration to be refused');
-}
+const problems = (text: string): string[] => refusedConfig(text, join(dir, 'portier.yaml'));
 
 const minimal = `ssl: no\npassdb:\n  - driver: passwd-file\n    args: scheme=PLAIN ${users}\n`;
 

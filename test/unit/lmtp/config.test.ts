@@ -7,22 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
+import { refusedConfig } from '../../support/config-problems.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portier-lmtp-config-'));
 const users = join(dir, 'users');
 writeFileSync(users, 'alice@a.example:::::::proxy=y host=127.0.0.2\n');
 const base = `ssl: no\nprotocols: lmtp\npassdb:\n  - driver: passwd-file\n    args: scheme=PLAIN ${users}\n`;
 
-function refused(text: string): string[] {
-  try {
-    parseConfig(text, join(dir, 'portier.yaml'));
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return [...(err as ConfigError).problems];
-  }
-  throw new Error('expected the configuration to be refused');
-}
+const refused = (text: string): string[] => refusedConfig(text, join(dir, 'portier.yaml'));
 
 describe('LMTP settings', () => {
   test('defaults: recipient_delimiter +, lmtp_max_mail_size 64M, mail_temp_dir /tmp, listener on 24', () => {
