@@ -2,7 +2,7 @@ import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { userInfo } from 'node:os';
 import { basename, join } from 'node:path';
 import { lmtpDeliver } from './lmtp-client.js';
-import { PeerProcess, type PeerLifecycle } from './peer.js';
+import { PeerProcess, systemUserIds, type PeerLifecycle } from './peer.js';
 import { freePort } from './ports.js';
 import type { ManagedProcess } from './procs.js';
 import { startProcess, waitFor, waitForListening } from './procs.js';
@@ -294,7 +294,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotBa
   const users = opts.users ?? [];
   const masterUsers = opts.masterUsers ?? [];
   const dir = opts.dir ?? (await makeTempDir('portier-dovecot-'));
-  const mail = userInfo({ encoding: 'utf8' }).uid === 0 ? await mailIds() : undefined;
+  const mail = userInfo({ encoding: 'utf8' }).uid === 0 ? await systemUserIds('mail') : undefined;
 
   await mkdir(join(dir, 'mail'), { recursive: true, mode: 0o770 });
   if (mail !== undefined) await chown(join(dir, 'mail'), mail.uid, mail.gid);
@@ -317,16 +317,4 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotBa
   await backend.writeConf();
   await backend.firstStart(opts.ports === undefined ? () => backend.newPorts() : undefined);
   return backend;
-}
-
-let mailIdsCache: Promise<{ uid: number; gid: number }> | undefined;
-
-/** uid/gid of the `mail` system user that owns test mail. */
-function mailIds(): Promise<{ uid: number; gid: number }> {
-  mailIdsCache ??= readFile('/etc/passwd', 'utf8').then((text) => {
-    const f = text.split('\n').find((l) => l.startsWith('mail:'))?.split(':');
-    if (f === undefined || f[2] === undefined || f[3] === undefined) throw new Error('no `mail` user in /etc/passwd');
-    return { uid: Number(f[2]), gid: Number(f[3]) };
-  });
-  return mailIdsCache;
 }

@@ -1,8 +1,9 @@
 /**
  * The lifecycle the test peers (Dovecot, PostgreSQL, Redis) share: one process at a time,
  * stopped or killed and started again on the same ports and data; the first start picks new
- * ports when another test worker bound the free ones first.
+ * ports when another test worker bound the free ones first. And the system users they run as.
  */
+import { readFile } from 'node:fs/promises';
 import type { ManagedProcess } from './procs.js';
 
 export interface PeerLifecycle {
@@ -72,4 +73,25 @@ export abstract class PeerProcess implements PeerLifecycle {
       }
     }
   }
+}
+
+export interface SystemUserIds {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const systemUsers = new Map<string, Promise<SystemUserIds>>();
+
+/** uid/gid of a system user from /etc/passwd (`mail` owns test mail; PostgreSQL runs as `postgres`). */
+export function systemUserIds(name: string): Promise<SystemUserIds> {
+  let ids = systemUsers.get(name);
+  if (ids === undefined) {
+    ids = readFile('/etc/passwd', 'utf8').then((text) => {
+      const f = text.split('\n').find((l) => l.startsWith(`${name}:`))?.split(':');
+      if (f === undefined || f[2] === undefined || f[3] === undefined) throw new Error(`no \`${name}\` user in /etc/passwd`);
+      return { uid: Number(f[2]), gid: Number(f[3]) };
+    });
+    systemUsers.set(name, ids);
+  }
+  return ids;
 }

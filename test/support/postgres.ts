@@ -1,6 +1,6 @@
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { PeerProcess, type PeerLifecycle } from './peer.js';
+import { PeerProcess, systemUserIds, type PeerLifecycle } from './peer.js';
 import { freePort } from './ports.js';
 import type { ManagedProcess } from './procs.js';
 import { runCommand, startProcess, waitFor, waitForListening } from './procs.js';
@@ -50,18 +50,6 @@ export function pgBinDir(): Promise<string> {
     throw new Error('PostgreSQL server binaries (initdb, postgres) not found: run `node scripts/test-deps.mjs`');
   })();
   return binDirCache;
-}
-
-let postgresIdsCache: Promise<{ uid: number; gid: number }> | undefined;
-
-/** initdb and postgres refuse to run as root: they run as the `postgres` system user. */
-function postgresIds(): Promise<{ uid: number; gid: number }> {
-  postgresIdsCache ??= readFile('/etc/passwd', 'utf8').then((text) => {
-    const f = text.split('\n').find((l) => l.startsWith('postgres:'))?.split(':');
-    if (f === undefined || f[2] === undefined || f[3] === undefined) throw new Error('no `postgres` user in /etc/passwd');
-    return { uid: Number(f[2]), gid: Number(f[3]) };
-  });
-  return postgresIdsCache;
 }
 
 interface RunAs {
@@ -140,7 +128,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<PgServe
   const database = opts.database ?? 'portier_test';
   const user = 'postgres';
   const asRoot = process.getuid?.() === 0;
-  const ids = asRoot ? await postgresIds() : undefined;
+  // initdb and postgres refuse to run as root: they run as the `postgres` system user.
+  const ids = asRoot ? await systemUserIds('postgres') : undefined;
   const dir = await makeTempDir('portier-pg-', { mode: 0o700, ...(ids !== undefined ? { owner: ids } : {}) });
   const env = { ...process.env, LC_ALL: 'C', TZ: 'UTC', HOME: dir };
   const run: RunAs = { cwd: dir, env, ...(ids ?? {}) };
