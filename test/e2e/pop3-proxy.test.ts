@@ -353,7 +353,11 @@ describe('TLS', () => {
     const from = await backend.logSize();
     const c = await client();
     expect(await login(c, 'secure', 'alice-pw')).toBe('+OK Logged in.');
-    expect(await backend.waitForLog(/pop3-login: Info: Login: user=<alice>/, 5000, from)).toMatch(/TLS/);
+    // Dovecot writes its log lines late: the line is found by portier's session id, not by
+    // being the first alice login after `from` (an earlier test's could land after it).
+    const started = await px.waitForLog((l) => l.msg.startsWith('Started proxying') && l.user === 'secure');
+    const line = await backend.waitForLog(new RegExp(`pop3-login: Info: Login: user=<alice>.*session=<${String(started.session)}>`), 5000, from);
+    expect(line).toMatch(/, TLS,/);
     c.close();
   });
 });
