@@ -33,7 +33,7 @@ class UpstreamImap {
   readonly #ctx: UpstreamContext;
   readonly #opts: ImapUpstreamOptions;
   #rr = new ImapResponseReader();
-  #caps: Set<string> | undefined;
+  #caps: ReadonlySet<string> | undefined;
   #capsText: string | undefined;
   /** Command parts still waiting for the backend's `+` (synchronising literals, SASL). */
   #pending: Buffer[] = [];
@@ -55,7 +55,7 @@ class UpstreamImap {
     const target = this.#ctx.outcome.target;
     if (target.tls === 'starttls') await this.#starttls();
     if (this.#caps === undefined) await this.#command('C', 'CAPABILITY', []);
-    const caps = this.#caps ?? new Set<string>();
+    const caps: ReadonlySet<string> = this.#caps ?? new Set<string>();
     if (caps.has('LOGINDISABLED')) {
       throw new ProxyFailureError(failure('config', 'backend advertises LOGINDISABLED (it wants TLS: set ssl or starttls for this user)'));
     }
@@ -110,7 +110,7 @@ class UpstreamImap {
   }
 
   /** LOGIN when the strings are simple, else AUTHENTICATE PLAIN; master logins always PLAIN. */
-  #writeLogin(caps: Set<string>): void {
+  #writeLogin(caps: ReadonlySet<string>): void {
     const { destuser, outcome } = this.#ctx;
     const password = outcome.password;
     const master = outcome.masterUser;

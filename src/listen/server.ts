@@ -6,7 +6,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { ListenerSpec } from '../config/load.js';
 import { errorText, PortierError } from '../errors.js';
-import { ClientSession, familyOf, type PeerFacts } from '../login/session.js';
+import { ClientSession, familyOf, ignoreSocketError, type PeerFacts } from '../login/session.js';
 import type { Runtime } from '../login/runtime.js';
 import { publishConnection } from '../telemetry/events.js';
 import { readProxyHeader } from './haproxy.js';
@@ -78,7 +78,7 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     socket.destroy();
     return;
   }
-  socket.on('error', () => {});
+  socket.on('error', ignoreSocketError);
   // A client that vanishes without a FIN (NAT timeout, dead phone) is found by keepalive probes.
   if (runtime.config.tcp_keepalive > 0) socket.setKeepAlive(true, runtime.config.tcp_keepalive);
   const tcp: PeerFacts = {

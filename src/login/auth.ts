@@ -83,7 +83,7 @@ export const MAX_USERNAME_LENGTH = 255;
 
 export async function authenticate(session: ClientSession, creds: LoginCredentials): Promise<AuthOutcome> {
   // Dovecot's auth penalty: a penalised client waits BEFORE the lookup, right password or not.
-  const penalty = session.trusted ? undefined : session.runtime.penalty;
+  const penalty = session.trusted || !session.runtime.penalty.enabled ? undefined : session.runtime.penalty;
   const seen = penalty === undefined ? undefined : await penalty.lookup(session.peer.remoteIp);
   if (seen !== undefined && seen.delayMs > 0) {
     session.log.info({ rip: session.peer.remoteIp, penalty: seen.penalty, delay_ms: seen.delayMs }, 'auth penalty: delaying this login');

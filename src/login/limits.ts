@@ -42,7 +42,8 @@ export class ConnectionLimits {
     const config = session.runtime.config;
     const perIp = config.login_max_preauth_per_ip;
     const total = config.login_max_preauth;
-    const net = session.trusted ? undefined : penaltyBucket(session.peer.remoteIp, config.auth_penalty_ipv6_prefix);
+    // Counted per network only while the per-IP limit is on (a reload that turns it on counts new clients).
+    const net = perIp > 0 && !session.trusted ? penaltyBucket(session.peer.remoteIp, config.auth_penalty_ipv6_prefix) : undefined;
     if (perIp > 0 && net !== undefined && (this.#byNet.get(net)?.size ?? 0) >= perIp) return { kind: 'refuse', why: 'per-ip' };
     let shed: ClientSession | undefined;
     if (total > 0 && this.#preauth.size >= total) {

@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls';
 import type { ListenerSpec } from '../config/load.js';
 import { errorText } from '../errors.js';
 import { publishSessionEnd } from '../telemetry/events.js';
-import type { Logger } from '../telemetry/log.js';
+import { SessionLogger } from '../telemetry/log.js';
 import { ALERT_UNRECOGNIZED_NAME, readClientHello } from '../tls/client-hello.js';
 import { clientCertInfo, type ClientCertInfo } from '../tls/client-cert.js';
 import type { Runtime } from './runtime.js';
@@ -78,6 +78,12 @@ export interface SessionInfo {
   readonly bytesToBackend: number;
 }
 
+/**
+ * Errors before login surface as 'close', which the session handles. One module-level
+ * function: a closure would keep its whole scope alive for the connection's life.
+ */
+export function ignoreSocketError(): void {}
+
 /** Pre-auth output the client does not read is capped; past it the client is cut off. */
 export const MAX_PREAUTH_OUTPUT = 64 * 1024;
 
@@ -85,7 +91,6 @@ export class ClientSession {
   readonly id: string;
   readonly listener: ListenerSpec;
   readonly runtime: Runtime;
-  readonly log: Logger;
   readonly peer: PeerFacts;
   readonly startedAt = Date.now();
   socket: Socket;
@@ -105,6 +110,7 @@ export class ClientSession {
   #loginTimer: NodeJS.Timeout | undefined;
   #ended = false;
   #trusted: boolean | undefined;
+  #log: SessionLogger | undefined;
   readonly #onEnd: ((session: ClientSession) => void)[] = [];
 
   constructor(runtime: Runtime, listener: ListenerSpec, socket: Socket, peer: PeerFacts, id = newSessionId()) {
@@ -113,13 +119,18 @@ export class ClientSession {
     this.socket = socket;
     this.peer = peer;
     this.id = id;
-    this.log = runtime.log.child({ session: id, proto: listener.protocol });
+  }
+
+  /** Every line carries the session id and protocol; nothing is allocated until one is written. */
+  get log(): SessionLogger {
+    return (this.#log ??= new SessionLogger(this.runtime.log, this.id, this.listener.protocol));
   }
 
   /** Trusted peers may forward client facts and count as secured (login_trusted_networks). */
   get trusted(): boolean {
     // The TCP peer and the runtime are fixed for the session's life: checked once, not per use.
-    this.#trusted ??= this.runtime.trustedNetworks.check(this.peer.realRemoteIp, familyOf(this.peer.realRemoteIp));
+    // An empty list (the default) needs no lookup: BlockList.check builds a SocketAddress each call.
+    this.#trusted ??= this.runtime.config.login_trusted_networks.length > 0 && this.runtime.trustedNetworks.check(this.peer.realRemoteIp, familyOf(this.peer.realRemoteIp));
     return this.#trusted;
   }
 
@@ -180,7 +191,7 @@ export class ClientSession {
     }
     const tlsSocket = new TLSSocket(raw, tls.serverOptions(this.listener, alpn, serverName));
     // Errors after the handshake surface as 'close'; without a listener they would be thrown.
-    tlsSocket.on('error', () => {});
+    tlsSocket.on('error', ignoreSocketError);
     this.socket = tlsSocket;
     return this.awaitHandshake(tlsSocket);
   }

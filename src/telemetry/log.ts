@@ -36,3 +36,54 @@ export function createLogger(opts: LogOptions): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+export type LineLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/**
+ * One session's logger: its bindings (session id, protocol) become a pino child only when a
+ * line is actually written. A child per connection costs an object and a redacted
+ * serialisation of its bindings, which a session that logs nothing at the level set never uses.
+ */
+export class SessionLogger {
+  readonly #parent: Logger;
+  readonly #session: string;
+  readonly #proto: string;
+  #child: Logger | undefined;
+
+  constructor(parent: Logger, session: string, proto: string) {
+    this.#parent = parent;
+    this.#session = session;
+    this.#proto = proto;
+  }
+
+  trace(obj: object | string, msg?: string): void {
+    this.#line('trace', obj, msg);
+  }
+
+  debug(obj: object | string, msg?: string): void {
+    this.#line('debug', obj, msg);
+  }
+
+  info(obj: object | string, msg?: string): void {
+    this.#line('info', obj, msg);
+  }
+
+  warn(obj: object | string, msg?: string): void {
+    this.#line('warn', obj, msg);
+  }
+
+  error(obj: object | string, msg?: string): void {
+    this.#line('error', obj, msg);
+  }
+
+  fatal(obj: object | string, msg?: string): void {
+    this.#line('fatal', obj, msg);
+  }
+
+  #line(level: LineLevel, obj: object | string, msg: string | undefined): void {
+    if (!this.#parent.isLevelEnabled(level)) return;
+    this.#child ??= this.#parent.child({ session: this.#session, proto: this.#proto });
+    if (msg === undefined) this.#child[level](obj);
+    else this.#child[level](obj, msg);
+  }
+}

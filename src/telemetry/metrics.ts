@@ -21,9 +21,14 @@ export class Metrics {
   constructor(source: MetricsSource) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'portier_' });
-    const connections = new Counter({ name: 'portier_connections_total', help: 'Client connections accepted.', labelNames: ['protocol', 'listener'], registers: [r] });
-    const logins = new Counter({ name: 'portier_logins_total', help: 'Login decisions by result (proxy = authenticated and routed).', labelNames: ['protocol', 'result'], registers: [r] });
-    const proxied = new Counter({ name: 'portier_proxy_logins_total', help: 'Backend logins by result.', labelNames: ['protocol', 'result'], registers: [r] });
+    const connections = new PlainCounts();
+    const logins = new PlainCounts();
+    const proxied = new PlainCounts();
+    const ended = new PlainCounts();
+    const bytes = new PlainCounts();
+    connections.counter(r, 'portier_connections_total', 'Client connections accepted.', 'protocol', 'listener');
+    logins.counter(r, 'portier_logins_total', 'Login decisions by result (proxy = authenticated and routed).', 'protocol', 'result');
+    proxied.counter(r, 'portier_proxy_logins_total', 'Backend logins by result.', 'protocol', 'result');
     const loginTime = new Histogram({
       name: 'portier_backend_login_duration_seconds',
       help: 'Time to connect to a backend and log in there (reconnects included).',
@@ -31,8 +36,8 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [r],
     });
-    const ended = new Counter({ name: 'portier_sessions_ended_total', help: 'Sessions ended, by reason.', labelNames: ['protocol', 'reason'], registers: [r] });
-    const bytes = new Counter({ name: 'portier_proxied_bytes_total', help: 'Bytes spliced: in = from clients, out = to clients.', labelNames: ['protocol', 'direction'], registers: [r] });
+    ended.counter(r, 'portier_sessions_ended_total', 'Sessions ended, by reason.', 'protocol', 'reason');
+    bytes.counter(r, 'portier_proxied_bytes_total', 'Bytes spliced: in = from clients, out = to clients.', 'protocol', 'direction');
     new Gauge({
       name: 'portier_sessions',
       help: 'Current client sessions by state.',
@@ -47,17 +52,17 @@ export class Metrics {
     this.configReloadTime = new Gauge({ name: 'portier_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load.', registers: [r] });
     this.configReloaded(true);
 
-    this.#on(events.connection, (e: ConnectionEvent) => connections.inc({ protocol: e.protocol, listener: e.listener }));
-    this.#on(events.auth, (e: AuthEvent) => logins.inc({ protocol: e.protocol, result: e.result }));
+    this.#on(events.connection, (e: ConnectionEvent) => connections.add(e.protocol, e.listener));
+    this.#on(events.auth, (e: AuthEvent) => logins.add(e.protocol, e.result));
     this.#on(events.proxy, (e: ProxyEvent) => {
-      proxied.inc({ protocol: e.protocol, result: e.ok ? 'ok' : (e.failure ?? 'failed') });
+      proxied.add(e.protocol, e.ok ? 'ok' : (e.failure ?? 'failed'));
       if (e.ok) loginTime.observe({ protocol: e.protocol }, e.seconds);
     });
     this.#on(events.sessionEnd, (e: SessionEndEvent) => {
-      ended.inc({ protocol: e.protocol, reason: e.reason });
+      ended.add(e.protocol, e.reason);
       if (e.spliced) {
-        bytes.inc({ protocol: e.protocol, direction: 'in' }, e.bytesIn);
-        bytes.inc({ protocol: e.protocol, direction: 'out' }, e.bytesOut);
+        bytes.add(e.protocol, 'in', e.bytesIn);
+        bytes.add(e.protocol, 'out', e.bytesOut);
       }
     });
   }
@@ -80,5 +85,33 @@ export class Metrics {
     const handler = (m: unknown): void => fn(m as T);
     ch.subscribe(handler);
     this.#unsubscribe.push(() => ch.unsubscribe(handler));
+  }
+}
+
+/**
+ * A two-label counter kept in plain numbers and copied into prom-client when scraped: the
+ * events come once or more per login, and a prom-client inc() hashes and validates its labels.
+ */
+class PlainCounts {
+  readonly #byFirst = new Map<string, Map<string, number>>();
+
+  add(first: string, second: string, n = 1): void {
+    let inner = this.#byFirst.get(first);
+    if (inner === undefined) this.#byFirst.set(first, (inner = new Map()));
+    inner.set(second, (inner.get(second) ?? 0) + n);
+  }
+
+  counter(registry: Registry, name: string, help: string, firstLabel: string, secondLabel: string): Counter {
+    const byFirst = this.#byFirst;
+    return new Counter({
+      name,
+      help,
+      labelNames: [firstLabel, secondLabel],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [first, inner] of byFirst) for (const [second, n] of inner) this.inc({ [firstLabel]: first, [secondLabel]: second }, n);
+      },
+    });
   }
 }

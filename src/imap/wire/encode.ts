@@ -152,6 +152,8 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
   return { parts, needsContinuation: parts.length > 1 };
 }
 
+const PLAIN_ID_VALUE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /**
  * One ID value (RFC 2971 `nstring`) as text: NIL for null, else a quoted string. Values are
  * metadata, so they are made safe rather than refused: control characters become spaces
@@ -160,6 +162,8 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
  */
 export function quoteIdValue(value: string | null | undefined, maxBytes: number = IMAP_ID_MAX_VALUE_LENGTH): string {
   if (value === null || value === undefined) return 'NIL';
+  // Printable ASCII without `"` and `\` (addresses, ports, session ids): quoted as it is.
+  if (value.length <= maxBytes && PLAIN_ID_VALUE.test(value)) return `"${value}"`;
   let clean = value.replace(/[\x00-\x1f\x7f]/g, ' ');
   if (Buffer.byteLength(clean, 'utf8') > maxBytes) {
     let bytes = 0;

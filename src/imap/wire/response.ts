@@ -71,10 +71,18 @@ function lineEndLength(raw: Buffer): number {
   return raw.length > 1 && raw[raw.length - 2] === 0x0d ? 2 : 1;
 }
 
+/** Backends repeat the same list at every login: parsed sets are shared (read-only), a few kept. */
+const parsedCapabilities = new Map<string, ReadonlySet<string>>();
+const MAX_PARSED_CAPABILITIES = 64;
+
 /** Capability names of a CAPABILITY response text or code, upper-cased (RFC 9051 §7.2.2). */
-export function parseCapabilities(textOrCodeArgs: string): Set<string> {
+export function parseCapabilities(textOrCodeArgs: string): ReadonlySet<string> {
+  const known = parsedCapabilities.get(textOrCodeArgs);
+  if (known !== undefined) return known;
   const caps = new Set<string>();
   for (const word of textOrCodeArgs.split(/[ \t]+/)) if (word !== '') caps.add(word.toUpperCase());
+  if (parsedCapabilities.size >= MAX_PARSED_CAPABILITIES) parsedCapabilities.clear();
+  parsedCapabilities.set(textOrCodeArgs, caps);
   return caps;
 }
 
@@ -95,7 +103,7 @@ export function isIdResponse(r: ImapResponse): boolean {
 }
 
 /** Capabilities announced by an untagged CAPABILITY or a `[CAPABILITY ...]` code, if any. */
-export function capabilitiesOf(r: ImapResponse): Set<string> | undefined {
+export function capabilitiesOf(r: ImapResponse): ReadonlySet<string> | undefined {
   if (isCapabilityResponse(r)) return parseCapabilities(r.text.slice('CAPABILITY'.length));
   if (r.code?.name === 'CAPABILITY') return parseCapabilities(r.code.args);
   return undefined;
