@@ -150,5 +150,5 @@ export function login(ctx: CommandContext, tag: string, creds: LoginCredentials)
 /** A backend that vanished without its own `* BYE` still gets the client a polite one. */
 const IMAP_BACKEND_GONE = {
   text: Buffer.from('* BYE [UNAVAILABLE] Server disconnected.\r\n'),
-  said: (tail: Buffer) => /(^|\n)\* BYE /.test(tail.toString('latin1')),
+  said: (tail: string) => /(^|\n)\* BYE /.test(tail),
 };

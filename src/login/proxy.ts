@@ -117,11 +117,13 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
         sourceIp: target.sourceIp ?? session.runtime.sourceIps.next(),
         keepAliveMs: config.tcp_keepalive,
       };
-      let socket: Socket = await connectTcp(endpoint, signal);
       // The co-located backend of proxy_maybe is reached in plaintext, as a local login would be.
+      const plaintext = local || target.tls === 'none';
+      let socket: Socket = await connectTcp(endpoint, signal, plaintext);
       // ssl_server_name (else host) is verified and sent as SNI; only ssl_client_ca_* is trusted when set.
-      const tlsOptions = tls.upstreamOptions(target);
-      if (!local && target.tls === 'ssl') socket = await startClientTls(socket, tlsOptions.host, tlsOptions, signal);
+      let upstreamTls: ReturnType<typeof tls.upstreamOptions> | undefined;
+      const tlsOptions = (): ReturnType<typeof tls.upstreamOptions> => (upstreamTls ??= tls.upstreamOptions(target));
+      if (!local && target.tls === 'ssl') socket = await startClientTls(socket, tlsOptions().host, tlsOptions(), signal);
       reader = new BackendReader(socket, signal, `backend ${backend}`);
       const { reply, rest: framed } = await upstream.login({
         session,
@@ -132,7 +134,7 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
         // A local login is not a hop: the TTL is passed on unchanged.
         ttl: local ? session.proxyTtl : session.proxyTtl - 1,
         destuser,
-        tlsOptions: () => tlsOptions,
+        tlsOptions,
       });
       const detached = reader.detach();
       const connected = detached.socket;

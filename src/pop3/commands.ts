@@ -141,5 +141,5 @@ export function login(ctx: Pop3Context, creds: LoginCredentials): void {
  */
 const POP3_BACKEND_GONE = {
   text: Buffer.from('-ERR [SYS/TEMP] Server disconnected.\r\n'),
-  said: (tail: Buffer) => /(^|\n)(\+OK|-ERR)[^\n]*\n?$/.test(tail.toString('latin1')),
+  said: (tail: string) => /(^|\n)(\+OK|-ERR)[^\n]*\n?$/.test(tail),
 };

@@ -1,0 +1,71 @@
+/**
+ * Where backend bytes read into the shared read buffer (backend/connect.ts) are copied before
+ * they are written to the client: a write keeps its buffer until it is flushed, so the shared
+ * buffer cannot be written itself. Copies are carved from recycled 64 KiB slabs; a slab is
+ * reused only once every write that holds a part of it has completed, so a bulk transfer
+ * allocates nothing once it runs (fresh 64 KiB buffers per read cost full GCs).
+ */
+
+const SLAB_SIZE = 64 * 1024;
+/** Free slabs kept for reuse (the rest are left to the GC): 2 MiB. */
+const MAX_FREE = 32;
+
+class Slab {
+  readonly buf = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  used = 0;
+  /** Writes holding a part of this slab that have not completed. */
+  refs = 0;
+  /** No longer carved from: back to the free list once refs reaches 0. */
+  retired = false;
+  readonly #pool: CopyPool;
+
+  constructor(pool: CopyPool) {
+    this.#pool = pool;
+  }
+
+  /** The write callback of every chunk carved from this slab. */
+  readonly release = (): void => {
+    if (--this.refs === 0 && this.retired) this.#pool.recycle(this);
+  };
+}
+
+function noop(): void {}
+
+export interface PooledCopy {
+  readonly chunk: Buffer;
+  /** Pass as the write's callback: it gives the chunk's space back when the write completed. */
+  readonly done: () => void;
+}
+
+export class CopyPool {
+  readonly #free: Slab[] = [];
+  #current: Slab | undefined;
+
+  /** A copy of `src` (at most 64 KiB) in pooled memory, owned by the write it is given to. */
+  copy(src: Buffer): PooledCopy {
+    const n = src.length;
+    if (n > SLAB_SIZE) return { chunk: Buffer.from(src), done: noop };
+    let slab = this.#current;
+    if (slab === undefined || slab.used + n > SLAB_SIZE) {
+      if (slab !== undefined) this.#retire(slab);
+      slab = this.#free.pop() ?? new Slab(this);
+      slab.used = 0;
+      slab.retired = false;
+      this.#current = slab;
+    }
+    const at = slab.used;
+    src.copy(slab.buf, at);
+    slab.used = at + n;
+    slab.refs++;
+    return { chunk: slab.buf.subarray(at, at + n), done: slab.release };
+  }
+
+  recycle(slab: Slab): void {
+    if (this.#free.length < MAX_FREE) this.#free.push(slab);
+  }
+
+  #retire(slab: Slab): void {
+    slab.retired = true;
+    if (slab.refs === 0) this.recycle(slab);
+  }
+}
