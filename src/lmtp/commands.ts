@@ -9,8 +9,9 @@ import type { ClientSession } from '../login/session.js';
 import { mailboxText, parsePathArgs, xtextDecode } from './address.js';
 import { REPLY } from './replies.js';
 import { routeRecipient } from './recipient.js';
+import type { KeptConnections } from './pool.js';
 import { Transaction } from './transaction.js';
-import type { UpstreamContext } from './upstream.js';
+import type { BackendConnection, UpstreamContext } from './upstream.js';
 
 /** Recipients per transaction (RFC 5321 §4.5.3.1.8 asks for at least 100). */
 export const LMTP_MAX_RECIPIENTS = 1000;
@@ -26,6 +27,8 @@ export interface LmtpContext {
   /** The original client's HELO name, from a trusted peer's XCLIENT. */
   forwardedHelo: string | undefined;
   tx: Transaction | undefined;
+  /** Backend connections kept between this session's transactions. */
+  readonly kept: KeptConnections<BackendConnection>;
   reply(line: string): void;
   bad(line: string): void;
   run(task: Promise<'continue' | 'stop'>): void;
@@ -87,7 +90,7 @@ function mail(ctx: LmtpContext, args: string): void {
   // RFC 1870 §6.1: a declared size over the limit is refused at once, permanently.
   if (size !== undefined && max > 0 && size > max) return ctx.reply(REPLY.sizeExceeded);
   const from = p.mailbox === null ? '' : mailboxText(p.mailbox);
-  ctx.tx = new Transaction(s, ctx.upstreamContext(), { from, body, size });
+  ctx.tx = new Transaction(s, ctx.upstreamContext(), { from, body, size }, ctx.kept);
   ctx.reply(REPLY.mailOk);
 }
 

@@ -9,9 +9,10 @@ import { MAX_PENDING_INPUT } from '../login/command-loop.js';
 import { COMMANDS, type LmtpContext } from './commands.js';
 import { DotDecoder } from './dot.js';
 import { REPLY } from './replies.js';
+import { KeptConnections } from './pool.js';
 import { MessageSpool, SPOOL_MAX_BACKLOG } from './spool.js';
 import type { Transaction } from './transaction.js';
-import type { UpstreamContext } from './upstream.js';
+import type { BackendConnection, UpstreamContext } from './upstream.js';
 import { LineReader, LMTP_MAX_COMMAND_LINE, parseCommand } from './wire.js';
 
 /** RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes for the client's next command. */
@@ -27,6 +28,7 @@ export class LmtpSession implements LmtpContext {
   helo: string | undefined;
   forwardedHelo: string | undefined;
   tx: Transaction | undefined;
+  readonly kept: KeptConnections<BackendConnection>;
   #lines = new LineReader(LMTP_MAX_COMMAND_LINE);
   #mode: Mode = 'command';
   #decoder: DotDecoder | undefined;
@@ -42,9 +44,14 @@ export class LmtpSession implements LmtpContext {
   constructor(session: ClientSession, idleMs = LMTP_CLIENT_IDLE_TIMEOUT) {
     this.session = session;
     this.#idleMs = idleMs;
+    this.kept = new KeptConnections({
+      onDrop: (conn, why) => session.log.debug({ backend: conn.route.name, why }, 'kept backend connection closed'),
+    });
     session.onEnd(() => {
       this.#stopIdle();
       this.tx?.abortUncommitted();
+      // Nothing is kept once the client is gone: every backend connection gets QUIT.
+      this.kept.close();
       this.tx?.close();
       void this.#spool?.close();
     });
@@ -172,10 +179,14 @@ export class LmtpSession implements LmtpContext {
     );
   }
 
-  /** Forget LHLO and the transaction (after STARTTLS and XCLIENT the session starts over). */
+  /**
+   * Forget LHLO and the transaction (after STARTTLS and XCLIENT the session starts over),
+   * and the kept backend connections: they were told the client's old facts.
+   */
   resetClient(): void {
     this.helo = undefined;
     this.endTransaction();
+    this.kept.clear('client session started over');
   }
 
   endTransaction(): void {

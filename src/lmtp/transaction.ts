@@ -1,17 +1,19 @@
 /**
  * One mail transaction (MAIL .. DATA): recipients grouped per backend, one connection per
- * group opened at its first RCPT (Dovecot relays the backend's RCPT reply as its own), and
- * the message fanned out to every group at once, read from the spool. Replies come back in
- * RCPT order, one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has
- * started: a backend that fails gives 451 to exactly the recipients it had not answered.
+ * group at its first RCPT (Dovecot relays the backend's RCPT reply as its own): the session's
+ * kept connection for that route when there is one (pool.ts), else a new one. The message is
+ * fanned out to every group at once, read from the spool. Replies come back in RCPT order,
+ * one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has started: a
+ * backend that fails gives 451 to exactly the recipients it had not answered.
  */
 import { failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
 import type { ClientSession } from '../login/session.js';
 import { publishProxy } from '../telemetry/events.js';
 import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
 import type { RcptDecision } from './recipient.js';
+import type { KeptConnections } from './pool.js';
 import type { MessageSpool } from './spool.js';
-import { BackendConnection, type BackendRoute, type DataResult, type Envelope, type UpstreamContext } from './upstream.js';
+import { BackendConnection, clientFacts, type BackendRoute, type DataResult, type Envelope, type UpstreamContext } from './upstream.js';
 import { printable, type SmtpReply } from './wire.js';
 
 type Backend = Extract<RcptDecision, { kind: 'backend' }>;
@@ -38,15 +40,18 @@ class Group {
     this.route = route;
   }
 
-  /** Connect and send MAIL FROM once; later RCPTs of the group wait for the same outcome. */
-  open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope): Promise<void> {
-    this.#opening ??= this.#open(session, ctx, envelope);
+  /** Connect (or take the kept connection) and send MAIL FROM once; later RCPTs of the group wait for the same outcome. */
+  open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>): Promise<void> {
+    this.#opening ??= this.#open(session, ctx, envelope, kept);
     return this.#opening;
   }
 
-  async #open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope): Promise<void> {
-    const { health } = session.runtime;
+  async #open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>): Promise<void> {
     const started = Date.now();
+    const reuse = kept.take(this.route.key, clientFacts(ctx, this.route));
+    // A kept connection the backend has given up on: once, a new one, before the client hears anything.
+    if (reuse !== undefined && (await this.#again(session, reuse, envelope, started))) return;
+    const { health } = session.runtime;
     const admission = health.admit(this.route.key);
     if (!admission.go) {
       this.#refuse(session, failure('host-down', `host is down: ${this.route.name} has failed for ${Math.round(admission.failingForMs / 1000)}s without a success`), started);
@@ -74,6 +79,37 @@ class Group {
     }
   }
 
+  /** MAIL FROM on a kept connection; false when it was unusable and a new one is needed. */
+  async #again(session: ClientSession, conn: BackendConnection, envelope: Envelope, started: number): Promise<boolean> {
+    const { health } = session.runtime;
+    let mail: SmtpReply;
+    try {
+      mail = await conn.again(this.route, envelope);
+    } catch (err) {
+      const f = toFailure(err);
+      conn.destroy();
+      // A backend that stopped answering would only make the client wait twice as long.
+      if (f.kind === 'timeout') {
+        health.failed(this.route.key, false);
+        this.#refuse(session, f, started);
+        return true;
+      }
+      session.log.info({ backend: this.route.name, failure: f.kind, reused: true }, `kept backend connection not usable, opening a new one: ${f.detail}`);
+      return false;
+    }
+    health.succeeded(this.route.key);
+    publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: true, seconds: (Date.now() - started) / 1000 });
+    if (mail.code < 200 || mail.code > 299) {
+      session.log.info({ backend: this.route.name, reply: replyLog(mail), reused: true }, 'backend refused MAIL FROM');
+      this.refusal = relayReply(mail);
+      conn.quit();
+      return true;
+    }
+    session.log.debug({ backend: this.route.name, reused: true }, 'reusing a kept backend connection');
+    this.conn = conn;
+    return true;
+  }
+
   #refuse(session: ClientSession, f: ProxyFailure, started: number): void {
     session.log.warn({ backend: this.route.name, failure: f.kind }, `backend not usable: ${f.detail}`);
     publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: false, failure: f.kind, seconds: (Date.now() - started) / 1000 });
@@ -90,12 +126,14 @@ export class Transaction {
   readonly #groups = new Map<string, Group>();
   readonly #session: ClientSession;
   readonly #ctx: UpstreamContext;
+  readonly #kept: KeptConnections<BackendConnection>;
   #closed = false;
 
-  constructor(session: ClientSession, ctx: UpstreamContext, envelope: Envelope) {
+  constructor(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>) {
     this.#session = session;
     this.#ctx = ctx;
     this.envelope = envelope;
+    this.#kept = kept;
   }
 
   /** RCPT towards the recipient's backend; the reply line for the client. */
@@ -105,13 +143,13 @@ export class Transaction {
       group = new Group(d.route);
       this.#groups.set(d.route.key, group);
     }
-    await group.open(this.#session, this.#ctx, this.envelope);
+    await group.open(this.#session, this.#ctx, this.envelope, this.#kept);
     if (this.#closed) {
       // The transaction ended (client gone, RSET by shutdown) while the backend was being reached.
       group.conn?.quit();
       return backendFailureReply(failure('remote', 'transaction ended'));
     }
-    const log = { rcpt: clientAddress, user: d.user, backend: group.route.name };
+    const log = { rcpt: clientAddress, user: d.user, backend: group.route.name, reused: group.conn?.reused === true || undefined };
     if (group.refusal !== undefined || group.conn === undefined) {
       this.#session.log.info({ ...log, reply: group.refusal }, 'recipient refused: backend not usable');
       return group.refusal ?? backendFailureReply(failure('remote', 'no connection'));
@@ -151,7 +189,7 @@ export class Transaction {
     return this.accepted.map((a, i) => {
       const r = results.get(a) ?? { failure: failure('protocol', 'missing reply') };
       const where = `<${a.address}> at ${a.group.route.name}`;
-      const stats = { rcpt: a.address, user: a.user, backend: a.group.route.name, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size };
+      const stats = { rcpt: a.address, user: a.user, backend: a.group.route.name, reused: a.group.conn?.reused === true || undefined, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size };
       if ('failure' in r) {
         this.#session.log.warn({ ...stats, failure: r.failure.kind }, `Failed to send message to ${where}: ${r.failure.detail}`);
         return backendFailureReply(r.failure);
@@ -173,10 +211,14 @@ export class Transaction {
     for (const g of this.#groups.values()) if (g.conn !== undefined && !g.conn.committed) g.conn.destroy();
   }
 
-  /** End of the transaction: QUIT every backend connection. */
+  /**
+   * End of the transaction: clean backend connections are kept for the session's next one
+   * (ready for MAIL after DATA, or needing RSET when the transaction was left open); the
+   * rest get QUIT.
+   */
   close(): void {
     this.#closed = true;
-    for (const g of this.#groups.values()) g.conn?.quit();
+    for (const g of this.#groups.values()) if (g.conn !== undefined) this.#kept.put(g.conn, clientFacts(this.#ctx, g.conn.route));
     this.#groups.clear();
   }
 }

@@ -1,10 +1,12 @@
 /**
- * One LMTP (or SMTP, `protocol=smtp`) connection to a backend for one transaction, as
- * Dovecot's lmtp-proxy does it with lib-smtp: greeting, LHLO/EHLO, STARTTLS when asked
- * (never a silent plaintext fallback), XCLIENT with the client's facts and the hop TTL when
- * the backend offers it (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient,
- * and DATA with one reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is
- * bounded by the route's timeout, re-armed whenever the backend makes progress.
+ * One LMTP (or SMTP, `protocol=smtp`) connection to a backend, as Dovecot's lmtp-proxy does
+ * it with lib-smtp: greeting, LHLO/EHLO, STARTTLS when asked (never a silent plaintext
+ * fallback), XCLIENT with the client's facts and the hop TTL when the backend offers it
+ * (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient, and DATA with one
+ * reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is bounded by the
+ * route's timeout, re-armed whenever the backend makes progress. A connection whose
+ * transaction ended cleanly can carry the same client session's next one (`again()`,
+ * kept in pool.ts); its `phase` says whether the backend is ready for MAIL.
  */
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
@@ -55,6 +57,23 @@ export interface Envelope {
   readonly size: number | undefined;
 }
 
+/**
+ * Where the backend's SMTP state is (RFC 5321 §3.3): `ready` for MAIL (after the greeting
+ * dialogue or a completed DATA), `mail` with a transaction open (MAIL accepted, DATA not
+ * done: RSET needed before the next MAIL), `spent` when it must not carry another
+ * transaction (MAIL refused, DATA refused or cut, a reply nobody expected).
+ */
+export type BackendPhase = 'ready' | 'mail' | 'spent';
+
+/**
+ * Everything the backend was told about the client on a connection (XCLIENT, the LHLO name,
+ * the hop TTL): a kept connection only carries a transaction whose facts are the same.
+ */
+export function clientFacts(ctx: UpstreamContext, route: BackendRoute): string {
+  const c = ctx.client;
+  return [ctx.hostname, c.addr, c.port, c.helo, c.proto, c.session, route.ttl, route.notTrusted].join('\n');
+}
+
 /** What the backend said to one recipient's DATA, or why it said nothing. */
 export type DataResult = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
 
@@ -70,7 +89,7 @@ const MAX_XCLIENT_LINE = 510;
 const fault = (kind: ProxyFailure['kind'], detail: string): ProxyFailureError => new ProxyFailureError(failure(kind, detail));
 
 export class BackendConnection {
-  readonly route: BackendRoute;
+  #route: BackendRoute;
   #socket: Socket;
   #reader = new SmtpReplyReader();
   readonly #replies: SmtpReply[] = [];
@@ -80,9 +99,15 @@ export class BackendConnection {
   #caps = new Map<string, string>();
   /** The terminating dot has been written: from then on the message may have been delivered. */
   #committed = false;
+  #phase: BackendPhase = 'spent';
+  /** Transactions this connection has carried (1 for a new one). */
+  #transactions = 0;
+  /** While kept idle between transactions: called once when the connection is lost. */
+  #idleWatch: (() => void) | undefined;
+  #quitTimer: NodeJS.Timeout | undefined;
 
   private constructor(route: BackendRoute, socket: Socket) {
-    this.route = route;
+    this.#route = route;
     this.#socket = socket;
     this.#attach(socket);
   }
@@ -97,12 +122,31 @@ export class BackendConnection {
     return new BackendConnection(route, socket);
   }
 
+  /** The route of the transaction it carries now (a kept connection takes the next one's). */
+  get route(): BackendRoute {
+    return this.#route;
+  }
+
   get failure(): ProxyFailure | undefined {
     return this.#failure;
   }
 
   get committed(): boolean {
     return this.#committed;
+  }
+
+  get phase(): BackendPhase {
+    return this.#phase;
+  }
+
+  /** More than one transaction on this connection: the current one reuses it. */
+  get reused(): boolean {
+    return this.#transactions > 1;
+  }
+
+  /** Usable for another transaction: open, nothing unread, backend in a known state. */
+  get reusable(): boolean {
+    return this.#failure === undefined && this.#phase !== 'spent' && this.#replies.length === 0 && this.#waiter === undefined && !this.#socket.destroyed;
   }
 
   /** Greeting, LHLO, STARTTLS, XCLIENT, MAIL FROM; resolves with the backend's MAIL reply. */
@@ -126,10 +170,53 @@ export class BackendConnection {
       }
       await this.#hello(ctx);
     }
+    return this.#mail(envelope);
+  }
+
+  /**
+   * The next transaction on a kept connection: RSET first when the last one was left open
+   * (its reply must be 250), then MAIL FROM. Throws when the connection turns out to be
+   * unusable (closed by the backend, RSET refused, 421: RFC 5321 §3.8 "closing"); the
+   * caller then opens a new one. A 421 is a failure, not a refusal to relay.
+   */
+  async again(route: BackendRoute, envelope: Envelope): Promise<SmtpReply> {
+    if (!this.reusable) throw new ProxyFailureError(this.#failure ?? failure('remote', `backend ${this.route.name}: connection not reusable`));
+    this.#idleWatch = undefined;
+    // Same key, so same place and TLS; the timeout is this transaction's recipient's.
+    this.#route = route;
+    if (this.#phase === 'mail') {
+      this.#phase = 'spent';
+      const r = await this.#command('RSET');
+      if (r.code !== 250) throw fault('remote', `backend ${this.route.name} refused RSET on a kept connection: ${r.code} ${printable(r.lines.join(' '))}`);
+      this.#phase = 'ready';
+    }
+    const mail = await this.#mail(envelope);
+    if (mail.code === 421) {
+      this.#phase = 'spent';
+      throw fault('remote', `backend ${this.route.name} is closing the kept connection: ${printable(mail.lines.join(' '))}`);
+    }
+    return mail;
+  }
+
+  /**
+   * Kept idle between transactions: the backend closing it (idle timeout, restart) or
+   * saying anything at all (a 421 before it closes) ends it, and `onLost` is told once.
+   */
+  keepIdle(onLost: () => void): void {
+    this.#idleWatch = onLost;
+  }
+
+  async #mail(envelope: Envelope): Promise<SmtpReply> {
     let mail = `MAIL FROM:<${envelope.from}>`;
     if (envelope.body !== undefined && this.#caps.has('8BITMIME')) mail += ` BODY=${envelope.body}`;
     if (envelope.size !== undefined && this.#caps.has('SIZE')) mail += ` SIZE=${envelope.size}`;
-    return this.#command(mail);
+    this.#transactions++;
+    this.#committed = false;
+    this.#phase = 'spent';
+    const r = await this.#command(mail);
+    // A refused MAIL leaves no transaction, but a connection that saw an error is not kept.
+    if (r.code >= 200 && r.code <= 299) this.#phase = 'mail';
+    return r;
   }
 
   /**
@@ -150,6 +237,8 @@ export class BackendConnection {
    */
   async data(message: AsyncIterable<Buffer>, recipients: number): Promise<DataResult[]> {
     const results: DataResult[] = [];
+    // Only a DATA answered to its end leaves the backend ready for the next MAIL.
+    this.#phase = 'spent';
     try {
       const go = await this.#command('DATA');
       if (go.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go }));
@@ -164,6 +253,7 @@ export class BackendConnection {
         const only = results[0];
         while (only !== undefined && results.length < recipients) results.push(only);
       }
+      if (!results.some((r) => 'reply' in r && r.reply.code === 421)) this.#phase = 'ready';
       return results;
     } catch (err) {
       const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
@@ -174,18 +264,24 @@ export class BackendConnection {
 
   /** Polite end: QUIT, then close without waiting long for the reply. */
   quit(): void {
+    this.#idleWatch = undefined;
+    this.#phase = 'spent';
     if (this.#failure !== undefined) {
       this.#socket.destroy();
       return;
     }
     this.#fail(failure('remote', 'closed by portier'));
-    this.#socket.end('QUIT\r\n');
     const s = this.#socket;
-    setTimeout(() => s.destroy(), 1000).unref();
+    s.end('QUIT\r\n');
+    this.#quitTimer = setTimeout(() => s.destroy(), 1000);
+    this.#quitTimer.unref();
+    s.once('close', () => clearTimeout(this.#quitTimer));
   }
 
   /** Abort now (before the terminating dot this cancels the message on the backend). */
   destroy(): void {
+    this.#idleWatch = undefined;
+    this.#phase = 'spent';
     this.#fail(failure('remote', 'aborted by portier'));
     this.#socket.destroy();
   }
@@ -302,6 +398,12 @@ export class BackendConnection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    if (this.#idleWatch !== undefined) {
+      // Nothing was asked: a backend talking now is closing (421) or broken.
+      this.#fail(failure('remote', `backend ${this.route.name} spoke on an idle connection: ${printable(chunk.toString('latin1'))}`));
+      this.#socket.destroy();
+      return;
+    }
     if (this.#timer !== undefined) this.#arm();
     this.#reader.push(chunk);
     for (let ev = this.#reader.next(); ev !== null; ev = this.#reader.next()) {
@@ -326,8 +428,12 @@ export class BackendConnection {
 
   #fail(f: ProxyFailure): void {
     this.#failure ??= f;
+    this.#phase = 'spent';
     this.#disarm();
     this.#wake();
+    const lost = this.#idleWatch;
+    this.#idleWatch = undefined;
+    lost?.();
   }
 
   #wake(): void {
