@@ -1,0 +1,391 @@
+/**
+ * Backend connection reuse within one client LMTP session (src/lmtp/pool.ts): several
+ * transactions on one client connection use one backend connection per backend (real
+ * Dovecot backends count the connections), recipients mixed across two backends, a backend
+ * restarted between transactions, scripted backends that close a kept connection (after
+ * DATA, at the next MAIL, with 421), RSET before MAIL after an abandoned transaction, what is
+ * never reused (refused DATA, other client facts after XCLIENT/LHLO), the bound on kept
+ * connections, the idle QUIT, and no connection left open after the client goes.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { LMTP_KEPT_IDLE_TIMEOUT, LMTP_MAX_KEPT_CONNECTIONS } from '../../src/lmtp/pool.js';
+import { CLIENT_IP, greeted } from '../support/clients.js';
+import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
+import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
+import type { LineClient } from '../support/lines.js';
+import { readReply, reply } from '../support/lmtp-peers.js';
+import { startPortier, type RunningPortier } from '../support/portier.js';
+
+const MTA_IP = '127.0.0.6';
+const FAKE_IP = '127.0.0.7';
+const XCLIENT_CAP = 'XCLIENT ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT';
+
+/** How a scripted backend treats the nth MAIL (1-based) on one of its connections. */
+type MailAction = 'ok' | 'close' | '421';
+
+interface Script {
+  mail?: (nthOnConnection: number) => MailAction;
+  rset?: 'ok' | 'refuse';
+  data?: 'ok' | 'refuse';
+  /** Close the connection right after the DATA replies. */
+  closeAfterData?: boolean;
+}
+
+interface FakeConn {
+  readonly lines: string[];
+  open: boolean;
+  readonly closed: Promise<void>;
+}
+
+interface Fake {
+  readonly port: number;
+  readonly conns: FakeConn[];
+  open(): number;
+  /** Resolves when no connection is open any more. */
+  allClosed(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A scripted LMTP backend that records every connection and when it closes. */
+async function fakeBackend(script: Script = {}): Promise<Fake> {
+  const conns: FakeConn[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    let done!: () => void;
+    const conn: FakeConn = { lines: [], open: true, closed: new Promise<void>((r) => (done = r)) };
+    conns.push(conn);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      conn.open = false;
+      done();
+    });
+    socket.write('220 fake LMTP\r\n');
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    let rcpts = 0;
+    let mails = 0;
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (inData) {
+          const end = Buffer.concat([Buffer.from('\r\n'), buf]).indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          buf = buf.subarray(end + 3);
+          inData = false;
+          socket.write(Array.from({ length: rcpts }, (_, i) => `250 2.0.0 fake saved ${i + 1}\r\n`).join(''));
+          rcpts = 0;
+          if (script.closeAfterData === true) {
+            socket.end();
+            return;
+          }
+          continue;
+        }
+        const lf = buf.indexOf('\n');
+        if (lf < 0) return;
+        const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
+        buf = buf.subarray(lf + 1);
+        conn.lines.push(line);
+        const verb = line.split(' ')[0]?.toUpperCase();
+        if (verb === 'LHLO') socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', XCLIENT_CAP].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
+        else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
+        else if (verb === 'MAIL') {
+          const action = script.mail?.(++mails) ?? 'ok';
+          if (action === 'close') return void socket.destroy();
+          if (action === '421') return void socket.end('421 4.4.2 fake closing\r\n');
+          socket.write('250 2.1.0 OK\r\n');
+        } else if (verb === 'RCPT') {
+          rcpts++;
+          socket.write('250 2.1.5 OK\r\n');
+        } else if (verb === 'DATA') {
+          if (script.data === 'refuse') socket.write('554 5.6.0 fake refuses DATA\r\n');
+          else {
+            inData = true;
+            socket.write('354 OK\r\n');
+          }
+        } else if (verb === 'RSET') {
+          rcpts = 0;
+          socket.write(script.rset === 'refuse' ? '502 5.5.1 fake has no RSET\r\n' : '250 2.0.0 OK\r\n');
+        } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
+        else socket.write('500 5.5.1 Unknown command\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen({ host: FAKE_IP, port: 0 }, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    conns,
+    open: () => conns.filter((c) => c.open).length,
+    allClosed: () => Promise.all(conns.map((c) => c.closed)).then(() => undefined),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let a: DovecotBackend;
+let b: DovecotBackend;
+let px: RunningPortier;
+const fakes: Record<string, Fake> = {};
+const FAKE_SCRIPTS: Record<string, Script> = {
+  plain: {},
+  'close-after-data': { closeAfterData: true },
+  'close-at-mail': { mail: (n) => (n >= 2 ? 'close' : 'ok') },
+  'quit-at-mail': { mail: (n) => (n >= 2 ? '421' : 'ok') },
+  'no-rset': { rset: 'refuse' },
+  'no-data': { data: 'refuse' },
+  // Five routes for the bound on kept connections, one more than LMTP_MAX_KEPT_CONNECTIONS.
+  ...Object.fromEntries(Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => [`r${i}`, {}])),
+};
+
+function users(): string {
+  const dove = (d: DovecotBackend): string => `proxy=y host=${d.host} port=${d.ports.lmtp}`;
+  const lines = [`alice@a.example:::::::${dove(a)}`, `carol@a.example:::::::${dove(a)}`, `bob@b.example:::::::${dove(b)}`];
+  for (const name of Object.keys(FAKE_SCRIPTS)) lines.push(`${name}@x.example:::::::proxy=y host=${FAKE_IP} port=${fakes[name]?.port}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function message(subject: string): Buffer {
+  return Buffer.from(`From: sender@example.org\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@test>\r\n\r\nHello.\r\n`);
+}
+
+async function client(from = CLIENT_IP): Promise<LineClient> {
+  const l = await greeted(px, 'lmtp', { from, greetingTimeoutMs: 10_000 });
+  expect(l.greeting).toMatch(/^220 /);
+  l.write('LHLO mta.test\r\n');
+  await readReply(l);
+  return l;
+}
+
+/** One transaction on an open client connection; the DATA replies (one per recipient). */
+async function transaction(l: LineClient, rcpts: string[], subject: string): Promise<string[]> {
+  l.write(`MAIL FROM:<s@example.org>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join('')}DATA\r\n`);
+  expect(await reply(l)).toBe('250 2.1.0 OK');
+  for (const r of rcpts) expect(await reply(l), r).toBe('250 2.1.5 OK');
+  expect(await reply(l)).toBe('354 OK');
+  l.write(Buffer.concat([message(subject), Buffer.from('.\r\n')]));
+  const out: string[] = [];
+  for (let i = 0; i < rcpts.length; i++) out.push(await reply(l));
+  return out;
+}
+
+async function quit(l: LineClient): Promise<void> {
+  l.write('QUIT\r\n');
+  expect(await reply(l)).toBe('221 2.0.0 Bye');
+  await l.waitClosed();
+}
+
+async function inbox(d: DovecotBackend, user: string, subject: string): Promise<Buffer[]> {
+  return (await d.listMessages(user)).filter((m) => m.includes(`Subject: ${subject}\r\n`));
+}
+
+/** Dovecot's LMTP logs "Connect from <peer>" once per connection. */
+async function connectsSince(d: DovecotBackend, offset: number): Promise<number> {
+  const text = Buffer.from(await d.readLog()).subarray(offset).toString();
+  return text.split('\n').filter((l) => /lmtp\(\d+\): Info: Connect from 127\.0\.0\.1/.test(l)).length;
+}
+
+beforeAll(async () => {
+  const trust = { trustedNetworks: ['127.0.0.1'], protocols: ['lmtp' as const] };
+  [a, b] = await Promise.all([
+    startDovecot({ ...trust, address: '127.0.0.2', users: [{ user: 'alice@a.example', password: 'x' }, { user: 'carol@a.example', password: 'x' }] }),
+    startDovecot({ ...trust, address: '127.0.0.3', users: [{ user: 'bob@b.example', password: 'x' }] }),
+  ]);
+  for (const [name, script] of Object.entries(FAKE_SCRIPTS)) fakes[name] = await fakeBackend(script);
+  px = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { login_trusted_networks: MTA_IP, log_level: 'debug' } }), { users: users() });
+});
+
+afterAll(async () => {
+  await px?.stop();
+  await Promise.all(Object.values(fakes).map((f) => f.close()));
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+const fake = (name: string): Fake => {
+  const f = fakes[name];
+  if (f === undefined) throw new Error(`no fake ${name}`);
+  return f;
+};
+
+describe('one backend connection per backend for a client session (real Dovecot)', () => {
+  test('five transactions, recipients mixed across two backends: all delivered once, one connection to each backend', async () => {
+    const [fromA, fromB] = await Promise.all([a.logSize(), b.logSize()]);
+    const l = await client();
+    const plan = [['alice@a.example'], ['bob@b.example'], ['alice@a.example', 'bob@b.example'], ['carol@a.example'], ['bob@b.example', 'carol@a.example']];
+    for (const [i, rcpts] of plan.entries()) {
+      const replies = await transaction(l, rcpts, `reuse-${i}`);
+      expect(replies).toEqual(rcpts.map((r) => expect.stringMatching(new RegExp(`^250 2\\.0\\.0 <${r.replace('.', '\\.')}> \\S+ Saved$`))));
+    }
+    for (const [i, rcpts] of plan.entries()) {
+      for (const r of rcpts) expect(await inbox(r.endsWith('@b.example') ? b : a, r, `reuse-${i}`), `${r} reuse-${i}`).toHaveLength(1);
+    }
+    await quit(l);
+    // The backends see their connection closed when the client leaves, and only one each.
+    await a.waitForLog(/Disconnect from 127\.0\.0\.5: /, 5000, fromA);
+    await b.waitForLog(/Disconnect from 127\.0\.0\.5: /, 5000, fromB);
+    expect(await connectsSince(a, fromA)).toBe(1);
+    expect(await connectsSince(b, fromB)).toBe(1);
+    // Health, metrics and logs stay per transaction; reuse shows in the log.
+    await px.waitForLog((x) => x.msg === 'Sent message to <carol@a.example> at ' + `${a.host}:${a.ports.lmtp}` && x.reused === true);
+  });
+
+  test('a backend restarted between transactions: the next one opens a new connection, the client sees nothing', async () => {
+    const l = await client();
+    expect(await transaction(l, ['bob@b.example'], 'before-restart')).toEqual([expect.stringMatching(/^250 2\.0\.0 <bob@b\.example> /)]);
+    await b.kill();
+    await b.start();
+    const from = await b.logSize();
+    expect(await transaction(l, ['bob@b.example', 'alice@a.example'], 'after-restart')).toEqual([
+      expect.stringMatching(/^250 2\.0\.0 <bob@b\.example> /),
+      expect.stringMatching(/^250 2\.0\.0 <alice@a\.example> /),
+    ]);
+    expect(await inbox(b, 'bob@b.example', 'after-restart')).toHaveLength(1);
+    expect(await connectsSince(b, from)).toBe(1);
+    await quit(l);
+  });
+});
+
+describe('kept connections the backend closes are replaced transparently', () => {
+  for (const [name, what] of [
+    ['close-after-data', 'closes right after the DATA replies'],
+    ['close-at-mail', 'closes when the next MAIL arrives'],
+    ['quit-at-mail', 'answers 421 to the next MAIL'],
+    ['no-rset', 'refuses the RSET an abandoned transaction needs'],
+  ] as const) {
+    test(`a backend that ${what}: every transaction is delivered, each on a new connection`, async () => {
+      const f = fake(name);
+      const before = f.conns.length;
+      const l = await client();
+      for (let i = 0; i < 3; i++) {
+        if (name === 'no-rset') {
+          // MAIL and RCPT reach the backend, then RSET abandons the transaction there.
+          l.write(`MAIL FROM:<>\r\nRCPT TO:<${name}@x.example>\r\nRSET\r\n`);
+          for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '250 2.0.0 OK']) expect(await reply(l)).toBe(want);
+        }
+        expect(await transaction(l, [`${name}@x.example`], `${name}-${i}`)).toEqual([expect.stringMatching(/^250 2\.0\.0 /)]);
+      }
+      await quit(l);
+      await f.allClosed();
+      const conns = f.conns.slice(before);
+      // Once a kept connection fails, one new connection (never a loop). Without RSET, the
+      // connection DATA completed on is reused for the next abandoned transaction: 1 + 3.
+      expect(conns.length).toBe(name === 'no-rset' ? 4 : 3);
+      if (name === 'no-rset') expect(conns.slice(0, 3).map((c) => c.lines.filter((x) => x === 'RSET').length)).toEqual([1, 1, 1]);
+      for (const c of conns) expect(c.lines.filter((x) => x.startsWith('DATA')).length).toBeLessThanOrEqual(1);
+    });
+  }
+
+  test('after an abandoned transaction (RSET), the kept connection gets RSET before the next MAIL', async () => {
+    const f = fake('plain');
+    const before = f.conns.length;
+    const l = await client();
+    l.write('MAIL FROM:<>\r\nRCPT TO:<plain@x.example>\r\nRSET\r\n');
+    for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '250 2.0.0 OK']) expect(await reply(l)).toBe(want);
+    expect(await transaction(l, ['plain@x.example'], 'after-rset')).toEqual([expect.stringMatching(/^250 2\.0\.0 /)]);
+    expect(await transaction(l, ['plain@x.example'], 'after-data')).toEqual([expect.stringMatching(/^250 2\.0\.0 /)]);
+    await quit(l);
+    await f.allClosed();
+    const conns = f.conns.slice(before);
+    expect(conns).toHaveLength(1);
+    expect(conns[0]?.lines.slice(3)).toEqual([
+      'MAIL FROM:<>',
+      'RCPT TO:<plain@x.example>',
+      'RSET',
+      'MAIL FROM:<s@example.org>',
+      'RCPT TO:<plain@x.example>',
+      'DATA',
+      // After a completed DATA the backend is ready for MAIL: no RSET.
+      'MAIL FROM:<s@example.org>',
+      'RCPT TO:<plain@x.example>',
+      'DATA',
+      'QUIT',
+    ]);
+  });
+});
+
+describe('what is never reused', () => {
+  test('a refused DATA: the connection gets QUIT, the next transaction opens a new one', async () => {
+    const f = fake('no-data');
+    const before = f.conns.length;
+    const l = await client();
+    for (let i = 0; i < 2; i++) {
+      l.write('MAIL FROM:<>\r\nRCPT TO:<no-data@x.example>\r\nDATA\r\n');
+      for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '354 OK']) expect(await reply(l)).toBe(want);
+      l.write(Buffer.concat([message('refused'), Buffer.from('.\r\n')]));
+      expect(await reply(l)).toBe('554 5.6.0 fake refuses DATA');
+    }
+    await f.conns[before]?.closed;
+    await quit(l);
+    await f.allClosed();
+    expect(f.conns.slice(before).map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT']);
+  });
+
+  test('after the client\'s XCLIENT or a new LHLO name, kept connections are dropped and new ones carry the new facts', async () => {
+    const f = fake('plain');
+    const before = f.conns.length;
+    const l = await client(MTA_IP);
+    await transaction(l, ['plain@x.example'], 'facts-1');
+    l.write('XCLIENT ADDR=192.0.2.44\r\n');
+    expect(await reply(l)).toMatch(/^220 /);
+    await f.conns[before]?.closed;
+    l.write('LHLO mta.test\r\n');
+    await readReply(l);
+    await transaction(l, ['plain@x.example'], 'facts-2');
+    l.write('LHLO other-name.test\r\n');
+    await readReply(l);
+    await transaction(l, ['plain@x.example'], 'facts-3');
+    await quit(l);
+    await f.allClosed();
+    const xclients = f.conns.slice(before).map((c) => c.lines.find((x) => x.startsWith('XCLIENT')) ?? '');
+    expect(xclients).toHaveLength(3);
+    expect(xclients[0]).toMatch(/ADDR=127\.0\.0\.6 .*HELO=mta\.test /);
+    expect(xclients[1]).toMatch(/ADDR=192\.0\.2\.44 .*HELO=mta\.test /);
+    expect(xclients[2]).toMatch(/ADDR=192\.0\.2\.44 .*HELO=other-name\.test /);
+  });
+});
+
+describe('bounded, and nothing left open', () => {
+  test(`at most LMTP_MAX_KEPT_CONNECTIONS (${LMTP_MAX_KEPT_CONNECTIONS}) kept: the least recently used gets QUIT`, async () => {
+    const routes = Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => fake(`r${i}`));
+    const l = await client();
+    for (const [i, f] of routes.entries()) {
+      await transaction(l, [`r${i}@x.example`], `bound-${i}`);
+      expect(f.open()).toBe(1);
+    }
+    await routes[0]?.conns[0]?.closed;
+    expect(routes[0]?.conns[0]?.lines.at(-1)).toBe('QUIT');
+    expect(routes.slice(1).map((f) => f.open())).toEqual(routes.slice(1).map(() => 1));
+    l.socket.destroy();
+    // The client went away without QUIT: every backend connection is closed all the same.
+    await Promise.all(routes.map((f) => f.allClosed()));
+    expect(routes.map((f) => f.conns.length)).toEqual(routes.map(() => 1));
+  });
+
+  test(`a kept connection unused for LMTP_KEPT_IDLE_TIMEOUT (${LMTP_KEPT_IDLE_TIMEOUT / 1000} s) gets QUIT; the session goes on`, async () => {
+    const f = fake('plain');
+    const before = f.conns.length;
+    const l = await client();
+    // portier runs in this process: the pool's timer, set when the transaction ends, runs on a fake clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await transaction(l, ['plain@x.example'], 'idle-1');
+      vi.advanceTimersByTime(LMTP_KEPT_IDLE_TIMEOUT - 1000);
+      await new Promise((r) => setImmediate(r));
+      expect(f.conns[before]?.open).toBe(true);
+      vi.advanceTimersByTime(2000);
+      await f.conns[before]?.closed;
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(f.conns[before]?.lines.at(-1)).toBe('QUIT');
+    await transaction(l, ['plain@x.example'], 'idle-2');
+    await quit(l);
+    await f.allClosed();
+    expect(f.conns.length - before).toBe(2);
+  });
+});
