@@ -28,6 +28,8 @@ export interface ScenarioSummary {
   /** NOOP p99 added (latency scenarios). */
   p99Added?: ScenarioValues;
   sessionsPerGiB?: ScenarioValues;
+  /** Memory scenarios: targets whose figure is growth over the whole run (the marginal one was GC noise). */
+  upperBound?: Target[];
   errors: Partial<Record<Target, number>>;
   goal?: string;
   met?: boolean;
@@ -64,6 +66,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
   const p99: Partial<Record<Target, number[]>> = {};
   const perGiB: Partial<Record<Target, number[]>> = {};
   const auth: number[] = [];
+  const upperBound: Target[] = [];
   const errors: Partial<Record<Target, number>> = {};
   for (const r of runs.filter((x) => x.scenario === s.id)) errors[r.target] = (errors[r.target] ?? 0) + (r.result?.errorCount ?? 0) + (r.error !== undefined ? 1 : 0);
   for (const rec of mine) {
@@ -79,6 +82,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     if (v === undefined) continue;
     (rounds[rec.target] ??= []).push(v);
     if (res.idle?.sessionsPerGiB !== undefined) (perGiB[rec.target] ??= []).push(res.idle.sessionsPerGiB);
+    if (res.accounting?.rssPerSessionMethod === 'total' && !upperBound.includes(rec.target)) upperBound.push(rec.target);
     if (rec.target === 'nginx' && res.auxAccounting !== undefined) auth.push(res.auxAccounting.cpuSecondsPer1000Ops * 1000);
   }
   const pick = (m: Partial<Record<Target, number[]>>): ScenarioValues => {
@@ -105,6 +109,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     ...(a !== undefined ? { nginxAuthUs: Math.round(a * 10) / 10 } : {}),
     ...(s.metric === 'p50AddedUs' ? { p99Added: pick(p99) } : {}),
     ...(Object.keys(perGiB).length > 0 ? { sessionsPerGiB: pick(perGiB) } : {}),
+    ...(upperBound.length > 0 ? { upperBound } : {}),
     errors,
     ...(s.goal !== undefined ? { goal: s.goal.text } : {}),
     ...(met !== undefined ? { met } : {}),
@@ -127,6 +132,7 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
   for (const s of sums) {
     if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct').map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
     if (s.sessionsPerGiB !== undefined) extras.push(`- ${s.title}: sessions per GiB ${TARGETS.map((t) => (s.sessionsPerGiB?.[t] !== undefined ? `${t} ${fmt(s.sessionsPerGiB[t])}` : '')).filter(Boolean).join(', ')}`);
+    if (s.upperBound !== undefined) extras.push(`- ${s.title}: ${s.upperBound.join(', ')} in at least one round as growth over the whole run per session (an upper bound: the marginal figure was below garbage-collection noise)`);
     const errs = Object.entries(s.errors).filter(([, n]) => (n ?? 0) > 0);
     if (errs.length > 0) extras.push(`- ${s.title}: errors ${errs.map(([t, n]) => `${t} ${n}`).join(', ')}`);
     if (s.note !== undefined) extras.push(`- ${s.title}: ${s.note}`);

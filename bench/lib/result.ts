@@ -10,6 +10,12 @@ export interface Accounting extends ProcDelta {
   cpuSecondsPerGB?: number;
   /** idle mode: RSS added per session while the second half of the sessions logs in (marginal cost). */
   rssPerSessionKiB?: number;
+  /**
+   * How rssPerSessionKiB was found: `marginal` (the second half's growth per session) or,
+   * when that was at or below 0 (garbage collected between the halves), `total` (growth from
+   * the fresh process over all sessions: an upper bound).
+   */
+  rssPerSessionMethod?: 'marginal' | 'total';
 }
 
 export interface BenchResult {
