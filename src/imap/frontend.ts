@@ -80,12 +80,14 @@ export class ImapLogin extends CommandLoop<ImapCommandEvent> implements CommandC
     this.reader.readRawLine();
   }
 
-  /** Count a bad command; the last allowed one ends the session (Dovecot: 3). */
+  /**
+   * Count a bad command; the last allowed one ends the session (Dovecot: 3) with only the
+   * untagged BYE, as Dovecot's imap-login does: no tagged BAD for a command that ends it.
+   */
   bad(tag: string | undefined, text: string): void {
     const s = this.session;
     s.badCommands++;
     if (s.badCommands >= s.runtime.config.login_max_bad_commands) {
-      if (tag !== undefined) this.reply(`${tag} BAD ${text}`);
       s.close('too_many_bad_commands', 'Disconnected: too many invalid commands', `${REPLY.byeTooManyBad}\r\n`);
       return;
     }
