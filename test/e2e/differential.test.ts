@@ -73,6 +73,14 @@ const IMAP_CASES: readonly Case[] = [
   { name: 'a command without a tag (invalid tag character)', steps: [{ send: '* NOOP\r\n' }] },
   { name: 'an empty line', steps: [{ send: '\r\n' }] },
   { name: 'LOGIN without arguments', steps: [cmd('a1', 'LOGIN')] },
+  { name: 'LOGIN with one argument', steps: [cmd('a1', 'LOGIN alice')] },
+  { name: 'lower-case commands', steps: [cmd('a1', 'noop'), cmd('a2', 'login alice alice-pw')] },
+  { name: 'ID before login', steps: [cmd('a1', 'ID ("name" "differential")'), cmd('a2', 'ID NIL')] },
+  { name: 'STARTTLS without TLS configured', steps: [cmd('a1', 'STARTTLS'), cmd('a2', 'NOOP')] },
+  {
+    name: 'four wrong passwords in a row',
+    steps: [cmd('a1', 'LOGIN alice wrong1'), cmd('a2', 'LOGIN alice wrong2'), cmd('a3', 'LOGIN alice wrong3'), cmd('a4', 'LOGIN alice wrong4')],
+  },
   {
     name: 'LOGIN good, then SELECT INBOX and LOGOUT go through',
     steps: [cmd('a1', 'LOGIN alice alice-pw'), cmd('a2', 'SELECT INBOX'), cmd('a3', 'LOGOUT')],
@@ -127,6 +135,15 @@ const POP3_CASES: readonly Case[] = [
   { name: 'USER/PASS wrong password (nopassword: the backend decides), then right', steps: [pop('USER fwd'), pop('PASS wrong'), pop('USER fwd'), pop('PASS fwd-pw')] },
   { name: 'USER/PASS of an unknown user', steps: [pop('USER nosuchuser'), pop('PASS whatever')] },
   { name: 'PASS before USER', steps: [pop('PASS alice-pw')] },
+  { name: 'USER without a name', steps: [pop('USER')] },
+  { name: 'lower-case commands', steps: [pop('capa', { multiline: true }), pop('user alice'), pop('pass alice-pw')] },
+  { name: 'AUTH without arguments lists the mechanisms', steps: [pop('AUTH', { multiline: true })] },
+  { name: 'STLS without TLS configured', steps: [pop('STLS')] },
+  { name: 'APOP when it is not offered', steps: [pop('APOP alice 0123456789abcdef0123456789abcdef')] },
+  {
+    name: 'four wrong passwords in a row',
+    steps: [pop('USER alice'), pop('PASS wrong1'), pop('USER alice'), pop('PASS wrong2'), pop('USER alice'), pop('PASS wrong3'), pop('USER alice'), pop('PASS wrong4')],
+  },
   { name: 'an unknown command', steps: [pop('FOOBAR')] },
   { name: 'AUTH PLAIN with an initial response', steps: [pop(`AUTH PLAIN ${plain('alice', 'alice-pw')}`)] },
   { name: 'AUTH PLAIN with a continuation', steps: [pop('AUTH PLAIN'), pop(plain('alice', 'alice-pw'))] },
@@ -304,6 +321,12 @@ const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     doc: POP3_DIFFS,
   },
   {
+    protocol: 'pop3', case: 'USER without a name', step: 1,
+    portier: ['-ERR'], dovecot: ['+OK'],
+    reason: 'RFC 1939 §7: USER takes a name; an empty one is refused (and counted as invalid) rather than accepted for PASS to fail',
+    doc: POP3_DIFFS,
+  },
+  {
     protocol: 'pop3', case: 'four bad commands in a row', step: 3,
     portier: ['-ERR'], dovecot: ['-ERR'],
     text: { portier: '-ERR Too many invalid commands.', dovecot: /^-ERR Unknown command\.$/ },
@@ -475,7 +498,8 @@ async function portierOnly(protocol: Protocol): Promise<void> {
   }
 }
 
-const SLOW = new Set(['LOGIN of a user whose backend is down', 'USER/PASS of a user whose backend is down']);
+/** Dovecot's reconnects (~3 s) and its auth failure delay (~0.5 s a failure) make these slow. */
+const SLOW = new Set(['LOGIN of a user whose backend is down', 'USER/PASS of a user whose backend is down', 'four wrong passwords in a row']);
 
 describe('IMAP: portier and a Dovecot proxy answer each step with the same class', () => {
   for (const c of IMAP_CASES) if (!SLOW.has(c.name)) test(c.name, () => differential('imap', c));
