@@ -13,7 +13,7 @@ import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
 import type { RcptDecision } from './recipient.js';
 import type { KeptConnections } from './pool.js';
 import type { MessageSpool } from './spool.js';
-import { BackendConnection, clientFacts, type BackendRoute, type DataResult, type Envelope, type UpstreamContext } from './upstream.js';
+import { BackendConnection, clientFacts, type BackendRoute, type DataResult, type Envelope, type Opening, type Recipient, type UpstreamContext } from './upstream.js';
 import { printable, type SmtpReply } from './wire.js';
 
 type Backend = Extract<RcptDecision, { kind: 'backend' }>;
@@ -35,22 +35,36 @@ class Group {
   refusal: string | undefined;
   readonly accepted: Accepted[] = [];
   #opening: Promise<void> | undefined;
+  /** The first recipient's RCPT reply, when it was pipelined with MAIL. */
+  #first: { readonly for: Recipient; readonly reply: SmtpReply } | undefined;
 
   constructor(route: BackendRoute) {
     this.route = route;
   }
 
   /** Connect (or take the kept connection) and send MAIL FROM once; later RCPTs of the group wait for the same outcome. */
-  open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>): Promise<void> {
-    this.#opening ??= this.#open(session, ctx, envelope, kept);
+  open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>, first: Recipient): Promise<void> {
+    this.#opening ??= this.#open(session, ctx, envelope, kept, first);
     return this.#opening;
   }
 
-  async #open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>): Promise<void> {
+  /** The RCPT reply for `r` if it was sent with MAIL (once). */
+  takeFirstReply(r: Recipient): SmtpReply | undefined {
+    const f = this.#first;
+    if (f === undefined || f.for !== r) return undefined;
+    this.#first = undefined;
+    return f.reply;
+  }
+
+  #opened(o: Opening, first: Recipient): void {
+    if (o.rcpt !== undefined) this.#first = { for: first, reply: o.rcpt };
+  }
+
+  async #open(session: ClientSession, ctx: UpstreamContext, envelope: Envelope, kept: KeptConnections<BackendConnection>, first: Recipient): Promise<void> {
     const started = Date.now();
     const reuse = kept.take(this.route.key, clientFacts(ctx, this.route));
     // A kept connection the backend has given up on: once, a new one, before the client hears anything.
-    if (reuse !== undefined && (await this.#again(session, reuse, envelope, started))) return;
+    if (reuse !== undefined && (await this.#again(session, reuse, envelope, first, started))) return;
     const { health } = session.runtime;
     const admission = health.admit(this.route.key);
     if (!admission.go) {
@@ -60,7 +74,8 @@ class Group {
     let conn: BackendConnection | undefined;
     try {
       conn = await BackendConnection.connect(this.route, ctx);
-      const mail = await conn.begin(ctx, envelope);
+      const opened = await conn.begin(ctx, envelope, first);
+      const mail = opened.mail;
       health.succeeded(this.route.key);
       publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: true, seconds: (Date.now() - started) / 1000 });
       if (mail.code < 200 || mail.code > 299) {
@@ -69,6 +84,7 @@ class Group {
         conn.quit();
         return;
       }
+      this.#opened(opened, first);
       this.conn = conn;
     } catch (err) {
       const f = toFailure(err);
@@ -80,11 +96,11 @@ class Group {
   }
 
   /** MAIL FROM on a kept connection; false when it was unusable and a new one is needed. */
-  async #again(session: ClientSession, conn: BackendConnection, envelope: Envelope, started: number): Promise<boolean> {
+  async #again(session: ClientSession, conn: BackendConnection, envelope: Envelope, first: Recipient, started: number): Promise<boolean> {
     const { health } = session.runtime;
-    let mail: SmtpReply;
+    let opened: Opening;
     try {
-      mail = await conn.again(this.route, envelope);
+      opened = await conn.again(this.route, envelope, first);
     } catch (err) {
       const f = toFailure(err);
       conn.destroy();
@@ -97,6 +113,7 @@ class Group {
       session.log.info({ backend: this.route.name, failure: f.kind, reused: true }, `kept backend connection not usable, opening a new one: ${f.detail}`);
       return false;
     }
+    const mail = opened.mail;
     health.succeeded(this.route.key);
     publishProxy({ protocol: 'lmtp', backend: this.route.name, ok: true, seconds: (Date.now() - started) / 1000 });
     if (mail.code < 200 || mail.code > 299) {
@@ -106,6 +123,7 @@ class Group {
       return true;
     }
     session.log.debug({ backend: this.route.name, reused: true }, 'reusing a kept backend connection');
+    this.#opened(opened, first);
     this.conn = conn;
     return true;
   }
@@ -143,7 +161,7 @@ export class Transaction {
       group = new Group(d.route);
       this.#groups.set(d.route.key, group);
     }
-    await group.open(this.#session, this.#ctx, this.envelope, this.#kept);
+    await group.open(this.#session, this.#ctx, this.envelope, this.#kept, d);
     if (this.#closed) {
       // The transaction ended (client gone, RSET by shutdown) while the backend was being reached.
       group.conn?.quit();
@@ -156,7 +174,7 @@ export class Transaction {
     }
     let reply: SmtpReply;
     try {
-      reply = await group.conn.rcpt(d.address, d.orcpt, d.forward);
+      reply = group.takeFirstReply(d) ?? (await group.conn.rcpt(d));
     } catch (err) {
       const f = toFailure(err);
       this.#session.log.warn({ ...log, failure: f.kind }, `backend failed during RCPT: ${f.detail}`);

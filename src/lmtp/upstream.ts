@@ -57,6 +57,19 @@ export interface Envelope {
   readonly size: number | undefined;
 }
 
+/** One recipient for the backend's RCPT TO. */
+export interface Recipient {
+  readonly address: string;
+  readonly orcpt: string | undefined;
+  readonly forward: ReadonlyMap<string, string>;
+}
+
+/** The backend's MAIL reply and, when it was pipelined with MAIL (RFC 2920), the first recipient's RCPT reply. */
+export interface Opening {
+  readonly mail: SmtpReply;
+  readonly rcpt: SmtpReply | undefined;
+}
+
 /**
  * Where the backend's SMTP state is (RFC 5321 §3.3): `ready` for MAIL (after the greeting
  * dialogue or a completed DATA), `mail` with a transaction open (MAIL accepted, DATA not
@@ -82,6 +95,9 @@ const XCLIENT_ATTRS = ['ADDR', 'PORT', 'HELO', 'PROTO', 'SESSION', 'TTL'] as con
 
 /** Replies read ahead of portier's commands; a backend sending more is broken. */
 const MAX_QUEUED_REPLIES = 1000;
+
+/** Message bytes gathered into one write towards the backend. */
+const DATA_WRITE_BATCH = 64 * 1024;
 
 /** RFC 5321 §4.5.3.1.4 and Postfix's XCLIENT: a command line of at most 512 octets. */
 const MAX_XCLIENT_LINE = 510;
@@ -149,8 +165,8 @@ export class BackendConnection {
     return this.#failure === undefined && this.#phase !== 'spent' && this.#replies.length === 0 && this.#waiter === undefined && !this.#socket.destroyed;
   }
 
-  /** Greeting, LHLO, STARTTLS, XCLIENT, MAIL FROM; resolves with the backend's MAIL reply. */
-  async begin(ctx: UpstreamContext, envelope: Envelope): Promise<SmtpReply> {
+  /** Greeting, LHLO, STARTTLS, XCLIENT, MAIL FROM (and the first RCPT, pipelined when offered). */
+  async begin(ctx: UpstreamContext, envelope: Envelope, first?: Recipient): Promise<Opening> {
     const greeting = await this.#reply();
     if (greeting.code !== 220) throw fault('remote', `backend refused the connection: ${greeting.code} ${printable(greeting.lines.join(' '))}`);
     await this.#hello(ctx);
@@ -170,32 +186,26 @@ export class BackendConnection {
       }
       await this.#hello(ctx);
     }
-    return this.#mail(envelope);
+    return this.#mail(false, envelope, first);
   }
 
   /**
    * The next transaction on a kept connection: RSET first when the last one was left open
-   * (its reply must be 250), then MAIL FROM. Throws when the connection turns out to be
-   * unusable (closed by the backend, RSET refused, 421: RFC 5321 §3.8 "closing"); the
-   * caller then opens a new one. A 421 is a failure, not a refusal to relay.
+   * (its reply must be 250), then MAIL FROM (and the first RCPT, pipelined when offered).
+   * Throws when the connection turns out to be unusable (closed by the backend, RSET
+   * refused, 421: RFC 5321 §3.8 "closing"); the caller then opens a new one. A 421 is a
+   * failure, not a refusal to relay.
    */
-  async again(route: BackendRoute, envelope: Envelope): Promise<SmtpReply> {
+  async again(route: BackendRoute, envelope: Envelope, first?: Recipient): Promise<Opening> {
     if (!this.reusable) throw new ProxyFailureError(this.#failure ?? failure('remote', `backend ${this.route.name}: connection not reusable`));
     this.#idleWatch = undefined;
     // Same key, so same place and TLS; the timeout is this transaction's recipient's.
     this.#route = route;
-    if (this.#phase === 'mail') {
-      this.#phase = 'spent';
-      const r = await this.#command('RSET');
-      if (r.code !== 250) throw fault('remote', `backend ${this.route.name} refused RSET on a kept connection: ${r.code} ${printable(r.lines.join(' '))}`);
-      this.#phase = 'ready';
+    const opened = await this.#mail(this.#phase === 'mail', envelope, first);
+    if (opened.mail.code === 421) {
+      throw fault('remote', `backend ${this.route.name} is closing the kept connection: ${printable(opened.mail.lines.join(' '))}`);
     }
-    const mail = await this.#mail(envelope);
-    if (mail.code === 421) {
-      this.#phase = 'spent';
-      throw fault('remote', `backend ${this.route.name} is closing the kept connection: ${printable(mail.lines.join(' '))}`);
-    }
-    return mail;
+    return opened;
   }
 
   /**
@@ -206,28 +216,50 @@ export class BackendConnection {
     this.#idleWatch = onLost;
   }
 
-  async #mail(envelope: Envelope): Promise<SmtpReply> {
+  /**
+   * [RSET,] MAIL FROM and the first RCPT: one write, replies read in order, when the backend
+   * offers PIPELINING (RFC 2920 §3.1: RSET, MAIL and RCPT may be pipelined); else one at a time
+   * and the RCPT is left to rcpt(). RSET must get 250, or the connection is not usable.
+   */
+  async #mail(rset: boolean, envelope: Envelope, first: Recipient | undefined): Promise<Opening> {
     let mail = `MAIL FROM:<${envelope.from}>`;
     if (envelope.body !== undefined && this.#caps.has('8BITMIME')) mail += ` BODY=${envelope.body}`;
     if (envelope.size !== undefined && this.#caps.has('SIZE')) mail += ` SIZE=${envelope.size}`;
     this.#transactions++;
     this.#committed = false;
     this.#phase = 'spent';
-    const r = await this.#command(mail);
-    // A refused MAIL leaves no transaction, but a connection that saw an error is not kept.
-    if (r.code >= 200 && r.code <= 299) this.#phase = 'mail';
-    return r;
+    const pipelining = this.#caps.has('PIPELINING');
+    const rcpt = first !== undefined && pipelining ? this.#rcptLine(first) : undefined;
+    if (pipelining) this.#socket.write(`${rset ? 'RSET\r\n' : ''}${mail}\r\n${rcpt !== undefined ? `${rcpt}\r\n` : ''}`);
+    if (rset) {
+      const r = pipelining ? await this.#reply() : await this.#command('RSET');
+      if (r.code !== 250) throw fault('remote', `backend ${this.route.name} refused RSET on a kept connection: ${r.code} ${printable(r.lines.join(' '))}`);
+    }
+    const m = pipelining ? await this.#reply() : await this.#command(mail);
+    if (m.code < 200 || m.code > 299) {
+      // A refused MAIL leaves no transaction; the connection that saw it is not kept. The
+      // pipelined RCPT's reply (503) is read if it comes, and means nothing.
+      if (rcpt !== undefined) await this.#reply().catch(() => undefined);
+      return { mail: m, rcpt: undefined };
+    }
+    this.#phase = 'mail';
+    return { mail: m, rcpt: rcpt !== undefined ? await this.#reply() : undefined };
+  }
+
+  /** RCPT TO for one recipient (after MAIL's reply, or pipelined with it by begin/again). */
+  rcpt(r: Recipient): Promise<SmtpReply> {
+    return this.#command(this.#rcptLine(r));
   }
 
   /**
-   * RCPT TO for one recipient. `orcpt` is sent when the backend is Dovecot-like LMTP (which
-   * takes it without DSN, as Dovecot's proxy sends it) or advertises DSN.
+   * `orcpt` is sent when the backend is Dovecot-like LMTP (which takes it without DSN, as
+   * Dovecot's proxy sends it) or advertises DSN.
    */
-  async rcpt(address: string, orcpt: string | undefined, forward: ReadonlyMap<string, string>): Promise<SmtpReply> {
-    let line = `RCPT TO:<${address}>`;
-    if (orcpt !== undefined && (this.route.protocol === 'lmtp' || this.#caps.has('DSN'))) line += ` ORCPT=${orcpt}`;
-    if (forward.size > 0 && this.#caps.has('XRCPTFORWARD') && !this.route.notTrusted) line += ` XRCPTFORWARD=${xtextEncode(encodeForward(forward))}`;
-    return this.#command(line);
+  #rcptLine(r: Recipient): string {
+    let line = `RCPT TO:<${r.address}>`;
+    if (r.orcpt !== undefined && (this.route.protocol === 'lmtp' || this.#caps.has('DSN'))) line += ` ORCPT=${r.orcpt}`;
+    if (r.forward.size > 0 && this.#caps.has('XRCPTFORWARD') && !this.route.notTrusted) line += ` XRCPTFORWARD=${xtextEncode(encodeForward(r.forward))}`;
+    return line;
   }
 
   /**
@@ -243,10 +275,23 @@ export class BackendConnection {
       const go = await this.#command('DATA');
       if (go.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go }));
       const enc = new DotEncoder();
-      // One write per spool chunk, not one per line.
-      for await (const chunk of message) await this.#write(Buffer.concat(enc.push(chunk)));
+      // Writes of up to DATA_WRITE_BATCH, the last one with the terminating dot: a small message is one write.
+      let batch: Buffer[] = [];
+      let batched = 0;
+      for await (const chunk of message) {
+        for (const b of enc.push(chunk)) {
+          batch.push(b);
+          batched += b.length;
+        }
+        if (batched >= DATA_WRITE_BATCH) {
+          await this.#write(Buffer.concat(batch, batched));
+          batch = [];
+          batched = 0;
+        }
+      }
       this.#committed = true;
-      await this.#write(enc.end());
+      batch.push(enc.end());
+      await this.#write(Buffer.concat(batch));
       const expected = this.route.protocol === 'lmtp' ? recipients : 1;
       for (let i = 0; i < expected; i++) results.push({ reply: await this.#reply() });
       if (this.route.protocol === 'smtp') {
