@@ -31,10 +31,14 @@ interface Script {
   data?: 'ok' | 'refuse';
   /** Close the connection right after the DATA replies. */
   closeAfterData?: boolean;
+  /** Do not offer PIPELINING (RFC 2920): portier must wait for each reply. */
+  noPipelining?: boolean;
 }
 
 interface FakeConn {
   readonly lines: string[];
+  /** The most command lines that arrived in one read (more than 1: pipelined). */
+  maxPerRead: number;
   open: boolean;
   readonly closed: Promise<void>;
 }
@@ -56,7 +60,7 @@ async function fakeBackend(script: Script = {}): Promise<Fake> {
     sockets.add(socket);
     socket.on('error', () => {});
     let done!: () => void;
-    const conn: FakeConn = { lines: [], open: true, closed: new Promise<void>((r) => (done = r)) };
+    const conn: FakeConn = { lines: [], maxPerRead: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
     conns.push(conn);
     socket.on('close', () => {
       sockets.delete(socket);
@@ -70,7 +74,9 @@ async function fakeBackend(script: Script = {}): Promise<Fake> {
     let mails = 0;
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
+      let commands = 0;
       for (;;) {
+        conn.maxPerRead = Math.max(conn.maxPerRead, commands);
         if (inData) {
           const end = Buffer.concat([Buffer.from('\r\n'), buf]).indexOf('\r\n.\r\n');
           if (end < 0) return;
@@ -89,8 +95,9 @@ async function fakeBackend(script: Script = {}): Promise<Fake> {
         const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
         buf = buf.subarray(lf + 1);
         conn.lines.push(line);
+        commands++;
         const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === 'LHLO') socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', XCLIENT_CAP].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
+        if (verb === 'LHLO') socket.write(['fake', ...(script.noPipelining === true ? [] : ['PIPELINING']), 'ENHANCEDSTATUSCODES', XCLIENT_CAP].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
         else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
         else if (verb === 'MAIL') {
           const action = script.mail?.(++mails) ?? 'ok';
@@ -139,6 +146,7 @@ const FAKE_SCRIPTS: Record<string, Script> = {
   'quit-at-mail': { mail: (n) => (n >= 2 ? '421' : 'ok') },
   'no-rset': { rset: 'refuse' },
   'no-data': { data: 'refuse' },
+  'no-pipelining': { noPipelining: true },
   // Five routes for the bound on kept connections, one more than LMTP_MAX_KEPT_CONNECTIONS.
   ...Object.fromEntries(Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => [`r${i}`, {}])),
 };
@@ -305,6 +313,25 @@ describe('kept connections the backend closes are replaced transparently', () =>
       'DATA',
       'QUIT',
     ]);
+  });
+});
+
+describe('pipelining towards the backend (RFC 2920)', () => {
+  test('offered: RSET, MAIL and the first RCPT go in one write; without it, one command at a time', async () => {
+    for (const [name, pipelined] of [['plain', true], ['no-pipelining', false]] as const) {
+      const f = fake(name);
+      const before = f.conns.length;
+      const l = await client();
+      l.write(`MAIL FROM:<>\r\nRCPT TO:<${name}@x.example>\r\nRSET\r\n`);
+      for (const want of ['250 2.1.0 OK', '250 2.1.5 OK', '250 2.0.0 OK']) expect(await reply(l)).toBe(want);
+      expect(await transaction(l, [`${name}@x.example`], `pipelining-${name}`)).toEqual([expect.stringMatching(/^250 2\.0\.0 /)]);
+      await quit(l);
+      await f.allClosed();
+      const conns = f.conns.slice(before);
+      expect(conns).toHaveLength(1);
+      expect(conns[0]?.lines.slice(3)).toEqual(['MAIL FROM:<>', `RCPT TO:<${name}@x.example>`, 'RSET', 'MAIL FROM:<s@example.org>', `RCPT TO:<${name}@x.example>`, 'DATA', 'QUIT']);
+      expect(conns[0]?.maxPerRead, name).toBe(pipelined ? 3 : 1);
+    }
   });
 });
 
