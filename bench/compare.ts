@@ -140,6 +140,33 @@ async function indexLargeMessage(): Promise<void> {
   }
 }
 
+/**
+ * Before an idle run: wait (at most 75 s) until the sockets the last runs left in TIME-WAIT
+ * are mostly gone. Every proxy here reaches a backend from 127.0.0.1 and the ephemeral range
+ * holds ~28,000 ports per destination; 10,000 sessions just closed plus 10,000 new ones would
+ * otherwise fail with EADDRNOTAVAIL for whichever proxy comes next.
+ */
+async function drainTimeWait(log: (line: string) => void): Promise<void> {
+  const count = (): number => {
+    let n = 0;
+    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      // The 4th column is the state; 06 is TIME_WAIT.
+      if (existsSync(f)) for (const line of readFileSync(f, 'utf8').split('\n')) if (line.trim().split(/\s+/)[3] === '06') n++;
+    }
+    return n;
+  };
+  const deadline = Date.now() + 75_000;
+  let n = count();
+  if (n <= TIME_WAIT_OK) return;
+  log(`  waiting for ${n} sockets in TIME-WAIT to expire before the idle run`);
+  while (n > TIME_WAIT_OK && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 2000));
+    n = count();
+  }
+}
+
+const TIME_WAIT_OK = 2000;
+
 const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx' };
 
 async function runOne(s: Scenario, t: Target, round: number, peers: Peers, o: Opts): Promise<RunRecord> {
@@ -288,6 +315,7 @@ async function main(): Promise<number> {
         if (round % 2 === 0) targets.reverse();
         for (const t of targets) {
           n++;
+          if (s.mode === 'idle') await drainTimeWait(log);
           if (s.fresh === true && t !== 'direct') {
             // A fresh process, warmed by a short login burst (so its heap and JIT are in their
             // working state), then RSS per session is the memory each added session costs.

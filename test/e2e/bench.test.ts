@@ -118,6 +118,9 @@ describe('bench load generator through portier to the instant backend', () => {
     expect(r.errorCount).toBe(0);
     expect(r.ops).toBeGreaterThan(0);
     expect(r.accounting?.rssPerSessionKiB).toBeTypeOf('number');
+    // Never a negative figure: at or below 0 the whole run's growth is given instead, and said so.
+    expect(r.accounting?.rssPerSessionKiB).toBeGreaterThanOrEqual(0);
+    expect(['marginal', 'total']).toContain(r.accounting?.rssPerSessionMethod);
   }, 90_000);
 
   test('pop3-login through portier', async () => {
@@ -131,5 +134,23 @@ describe('bench load generator through portier to the instant backend', () => {
     expect(r.errorCount).toBe(0);
     expect(r.ops).toBeGreaterThan(5);
     expect(r.bytes).toBe(r.ops * 3 * (4096 + 3));
+  }, 60_000);
+});
+
+describe('floor', () => {
+  test('bare node:net and node:tls servers hold idle sessions and report their memory per session', async () => {
+    const stdout = await runCommand(process.execPath, [join(ROOT, 'dist-bench', 'bench', 'floor.js'), '--sessions', '100', '--warm', '20'], { timeoutMs: 120_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; sessions: number; rssKiBPerSession: number; heapKiBPerSession: number });
+    expect(lines.map((l) => l.kind)).toEqual(['plain', 'tls']);
+    for (const l of lines) {
+      expect(l.sessions).toBe(100);
+      expect(Number.isFinite(l.rssKiBPerSession)).toBe(true);
+      // Every held session keeps at least its socket object on the server's heap.
+      expect(l.heapKiBPerSession).toBeGreaterThan(0);
+    }
+  }, 150_000);
+
+  test('refuses more sessions than a process may hold here', async () => {
+    await expect(runCommand(process.execPath, [join(ROOT, 'dist-bench', 'bench', 'floor.js'), '--sessions', '9000'], { timeoutMs: 30_000 })).rejects.toThrow(/exited 2:[\s\S]*--sessions 1\.\.8000/);
   }, 60_000);
 });
