@@ -141,31 +141,37 @@ async function indexLargeMessage(): Promise<void> {
 }
 
 /**
- * Before an idle run: wait (at most 75 s) until the sockets the last runs left in TIME-WAIT
- * are mostly gone. Every proxy here reaches a backend from 127.0.0.1 and the ephemeral range
- * holds ~28,000 ports per destination; 10,000 sessions just closed plus 10,000 new ones would
- * otherwise fail with EADDRNOTAVAIL for whichever proxy comes next.
+ * Before an idle run of `sessions`: wait (at most 75 s) until enough local ports are free
+ * towards the backends. Every proxy here reaches a backend from 127.0.0.1, the ephemeral
+ * range holds ~28,000 ports per destination, and connections a proxy closed stay in
+ * TIME-WAIT for 60 s: 10,000 sessions just closed plus 10,000 new ones would otherwise fail
+ * with EADDRNOTAVAIL for whichever proxy comes next.
  */
-async function drainTimeWait(log: (line: string) => void): Promise<void> {
-  const count = (): number => {
+async function waitForSourcePorts(sessions: number, log: (line: string) => void): Promise<void> {
+  const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const range = (high ?? 60999) - (low ?? 32768) + 1;
+  // /proc/net/tcp writes an IPv4 address as little-endian hex: 127.0.2.3 is 0302007F.
+  const hex = (ip: string): string => ip.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase();
+  const backends = new Set([hex(ADDR.dovecotBackend), hex(ADDR.instant)]);
+  const busy = (): number => {
     let n = 0;
-    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      // The 4th column is the state; 06 is TIME_WAIT.
-      if (existsSync(f)) for (const line of readFileSync(f, 'utf8').split('\n')) if (line.trim().split(/\s+/)[3] === '06') n++;
+    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
+      // sl local remote state ...: TIME_WAIT is 06.
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '06' && backends.has(f[2]?.split(':')[0] ?? '')) n++;
     }
     return n;
   };
+  const need = sessions + 2000;
   const deadline = Date.now() + 75_000;
-  let n = count();
-  if (n <= TIME_WAIT_OK) return;
-  log(`  waiting for ${n} sockets in TIME-WAIT to expire before the idle run`);
-  while (n > TIME_WAIT_OK && Date.now() < deadline) {
+  let n = busy();
+  if (range - n >= need) return;
+  log(`  waiting for ${n} connections to the backends in TIME-WAIT to expire before ${sessions} idle sessions`);
+  while (range - n < need && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2000));
-    n = count();
+    n = busy();
   }
 }
-
-const TIME_WAIT_OK = 2000;
 
 const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx' };
 
@@ -315,7 +321,7 @@ async function main(): Promise<number> {
         if (round % 2 === 0) targets.reverse();
         for (const t of targets) {
           n++;
-          if (s.mode === 'idle') await drainTimeWait(log);
+          if (s.mode === 'idle') await waitForSourcePorts(Number(s.args[s.args.indexOf('--sessions') + 1] ?? 0), log);
           if (s.fresh === true && t !== 'direct') {
             // A fresh process, warmed by a short login burst (so its heap and JIT are in their
             // working state), then RSS per session is the memory each added session costs.
