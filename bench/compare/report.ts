@@ -30,6 +30,8 @@ export interface ScenarioSummary {
   sessionsPerGiB?: ScenarioValues;
   /** Memory scenarios: targets whose figure is growth over the whole run (the marginal one was GC noise). */
   upperBound?: Target[];
+  /** Memory scenarios: targets with a round whose sessions cost less than the heap's noise (no figure). */
+  belowNoise?: Target[];
   errors: Partial<Record<Target, number>>;
   goal?: string;
   met?: boolean;
@@ -67,6 +69,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
   const perGiB: Partial<Record<Target, number[]>> = {};
   const auth: number[] = [];
   const upperBound: Target[] = [];
+  const belowNoise: Target[] = [];
   const errors: Partial<Record<Target, number>> = {};
   for (const r of runs.filter((x) => x.scenario === s.id)) errors[r.target] = (errors[r.target] ?? 0) + (r.result?.errorCount ?? 0) + (r.error !== undefined ? 1 : 0);
   for (const rec of mine) {
@@ -79,10 +82,16 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
       v = res.latencyUs.p50 - direct.latencyUs.p50;
       (p99[rec.target] ??= []).push(res.latencyUs.p99 - direct.latencyUs.p99);
     }
+    // A memory figure at or below 0 (from a run before bench idle said so itself) is noise, not a cost.
+    if (s.metric === 'rssKiBPerSession' && v !== undefined && v <= 0) {
+      if (!belowNoise.includes(rec.target)) belowNoise.push(rec.target);
+      continue;
+    }
     if (v === undefined) continue;
     (rounds[rec.target] ??= []).push(v);
     if (res.idle?.sessionsPerGiB !== undefined) (perGiB[rec.target] ??= []).push(res.idle.sessionsPerGiB);
     if (res.accounting?.rssPerSessionMethod === 'total' && !upperBound.includes(rec.target)) upperBound.push(rec.target);
+    if (res.accounting?.rssPerSessionMethod === 'noise' && !belowNoise.includes(rec.target)) belowNoise.push(rec.target);
     if (rec.target === 'nginx' && res.auxAccounting !== undefined) auth.push(res.auxAccounting.cpuSecondsPer1000Ops * 1000);
   }
   const pick = (m: Partial<Record<Target, number[]>>): ScenarioValues => {
@@ -94,6 +103,8 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     return out;
   };
   const values = pick(rounds);
+  // A target with a round below the noise has no trustworthy figure at this size: none is shown.
+  for (const t of belowNoise) delete values[t];
   // Sessions per GiB only where the median memory figure is a measurement (above zero).
   for (const t of TARGETS) if ((values[t] ?? 0) <= 0) delete perGiB[t];
   const a = median(auth);
@@ -110,6 +121,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     ...(s.metric === 'p50AddedUs' ? { p99Added: pick(p99) } : {}),
     ...(Object.keys(perGiB).length > 0 ? { sessionsPerGiB: pick(perGiB) } : {}),
     ...(upperBound.length > 0 ? { upperBound } : {}),
+    ...(belowNoise.length > 0 ? { belowNoise } : {}),
     errors,
     ...(s.goal !== undefined ? { goal: s.goal.text } : {}),
     ...(met !== undefined ? { met } : {}),
@@ -132,6 +144,7 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
   for (const s of sums) {
     if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct').map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
     if (s.sessionsPerGiB !== undefined) extras.push(`- ${s.title}: sessions per GiB ${TARGETS.map((t) => (s.sessionsPerGiB?.[t] !== undefined ? `${t} ${fmt(s.sessionsPerGiB[t])}` : '')).filter(Boolean).join(', ')}`);
+    if (s.belowNoise !== undefined) extras.push(`- ${s.title}: ${s.belowNoise.join(', ')} below garbage-collection noise in at least one round (the process shrank while the sessions logged in), so no figure at this size`);
     if (s.upperBound !== undefined) extras.push(`- ${s.title}: ${s.upperBound.join(', ')} in at least one round as growth over the whole run per session (an upper bound: the marginal figure was below garbage-collection noise)`);
     const errs = Object.entries(s.errors).filter(([, n]) => (n ?? 0) > 0);
     if (errs.length > 0) extras.push(`- ${s.title}: errors ${errs.map(([t, n]) => `${t} ${n}`).join(', ')}`);

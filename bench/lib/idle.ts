@@ -160,16 +160,18 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
       // A garbage-collected proxy can free more between the halves than the second half adds
       // (a login storm leaves garbage): a marginal figure at or below 0 is noise, not a cost,
       // and the growth over the whole run from the fresh process (an upper bound) is given.
-      const method = marginal !== undefined && marginal > 0 ? 'marginal' : 'total';
-      const perSession = method === 'marginal' ? (marginal ?? 0) : total;
+      // When even that shrank (a collection freed more than all the sessions hold), there is
+      // no figure to give: the sessions cost less than the heap's noise.
+      const method = marginal !== undefined && marginal > 0 ? 'marginal' : total > 0 ? 'total' : 'noise';
+      const perSession = method === 'marginal' ? (marginal ?? 0) : method === 'total' ? total : undefined;
       result.accounting = {
         ...d,
         rssStartKiB: base.rssKiB,
         cpuSecondsPer1000Ops: ops > 0 ? Math.round((d.cpuSeconds / ops) * 1000 * 10_000) / 10_000 : 0,
-        rssPerSessionKiB: Math.round(perSession * 100) / 100,
+        ...(perSession !== undefined ? { rssPerSessionKiB: Math.round(perSession * 100) / 100 } : {}),
         rssPerSessionMethod: method,
       };
-      if (result.idle !== undefined && perSession > 0) result.idle.sessionsPerGiB = Math.floor(GiB_KiB / perSession);
+      if (result.idle !== undefined && perSession !== undefined && perSession > 0) result.idle.sessionsPerGiB = Math.floor(GiB_KiB / perSession);
     }
     return result;
   } finally {

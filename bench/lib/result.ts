@@ -13,9 +13,10 @@ export interface Accounting extends ProcDelta {
   /**
    * How rssPerSessionKiB was found: `marginal` (the second half's growth per session) or,
    * when that was at or below 0 (garbage collected between the halves), `total` (growth from
-   * the fresh process over all sessions: an upper bound).
+   * the fresh process over all sessions: an upper bound), or `noise` when that shrank too
+   * (no figure: the sessions cost less than one garbage collection frees).
    */
-  rssPerSessionMethod?: 'marginal' | 'total';
+  rssPerSessionMethod?: 'marginal' | 'total' | 'noise';
 }
 
 export interface BenchResult {
