@@ -52,12 +52,20 @@ const kSink = Symbol('portier.backendSink');
 type SinkSocket = Socket & { [kSink]?: BackendSink | undefined };
 
 /**
+ * The size of one backend read. Node's own reads stop at 64 KiB; with 256 KiB a bulk FETCH
+ * takes a quarter of the reads, writes and event-loop turns (on loopback: about 25 % more
+ * MB/s and 25 % less CPU per GB; 1 MiB gained nothing more). Small replies are not slowed:
+ * a read returns what the kernel holds.
+ */
+export const SHARED_READ_SIZE = 256 * 1024;
+
+/**
  * One read buffer for every plaintext backend socket: a read allocates nothing. With Node's
  * own reads each 64 KiB chunk was a new allocation outside the V8 heap, and at ~1 GB/s that
  * external memory kept asking for full garbage collections (a bulk FETCH at half speed).
  */
 const SHARED_READS = {
-  buffer: Buffer.allocUnsafeSlow(64 * 1024),
+  buffer: Buffer.allocUnsafeSlow(SHARED_READ_SIZE),
   callback(this: SinkSocket, nread: number, buf: Uint8Array): boolean {
     this[kSink]?.backendData(Buffer.from(buf.buffer, buf.byteOffset, nread));
     return true;

@@ -1,14 +1,16 @@
 /**
  * Where backend bytes read into the shared read buffer (backend/connect.ts) are copied before
  * they are written to the client: a write keeps its buffer until it is flushed, so the shared
- * buffer cannot be written itself. Copies are carved from recycled 64 KiB slabs; a slab is
- * reused only once every write that holds a part of it has completed, so a bulk transfer
- * allocates nothing once it runs (fresh 64 KiB buffers per read cost full GCs).
+ * buffer cannot be written itself. Copies are carved from recycled slabs the size of one
+ * backend read; a slab is reused only once every write that holds a part of it has
+ * completed, so a bulk transfer allocates nothing once it runs (fresh 64 KiB buffers per
+ * read cost full GCs).
  */
+import { SHARED_READ_SIZE } from '../backend/connect.js';
 
-const SLAB_SIZE = 64 * 1024;
+const SLAB_SIZE = SHARED_READ_SIZE;
 /** Free slabs kept for reuse (the rest are left to the GC): 2 MiB. */
-const MAX_FREE = 32;
+const MAX_FREE = 8;
 
 class Slab {
   readonly buf = Buffer.allocUnsafeSlow(SLAB_SIZE);
