@@ -8,131 +8,26 @@
  * connections, the idle QUIT, and no connection left open after the client goes.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { LMTP_KEPT_IDLE_TIMEOUT, LMTP_MAX_KEPT_CONNECTIONS } from '../../src/lmtp/pool.js';
 import { CLIENT_IP, greeted } from '../support/clients.js';
 import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import { startDovecot, type DovecotBackend } from '../support/dovecot.js';
 import type { LineClient } from '../support/lines.js';
-import { readReply, reply } from '../support/lmtp-peers.js';
+import { readReply, reply, startFakeLmtp, type FakeLmtp, type FakeOptions } from '../support/lmtp-peers.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const MTA_IP = '127.0.0.6';
 const FAKE_IP = '127.0.0.7';
 const XCLIENT_CAP = 'XCLIENT ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT';
 
-/** How a scripted backend treats the nth MAIL (1-based) on one of its connections. */
-type MailAction = 'ok' | 'close' | '421';
-
-interface Script {
-  mail?: (nthOnConnection: number) => MailAction;
-  rset?: 'ok' | 'refuse';
-  data?: 'ok' | 'refuse';
-  /** Close the connection right after the DATA replies. */
-  closeAfterData?: boolean;
-  /** Do not offer PIPELINING (RFC 2920): portier must wait for each reply. */
-  noPipelining?: boolean;
-}
-
-interface FakeConn {
-  readonly lines: string[];
-  /** The most command lines that arrived in one read (more than 1: pipelined). */
-  maxPerRead: number;
-  open: boolean;
-  readonly closed: Promise<void>;
-}
-
-interface Fake {
-  readonly port: number;
-  readonly conns: FakeConn[];
-  open(): number;
-  /** Resolves when no connection is open any more. */
-  allClosed(): Promise<void>;
-  close(): Promise<void>;
-}
+/** A scripted backend's behaviour in these tests (test/support/lmtp-peers.ts). */
+type Script = Omit<FakeOptions, 'caps' | 'smtp' | 'tls'>;
+type Fake = FakeLmtp;
 
 /** A scripted LMTP backend that records every connection and when it closes. */
-async function fakeBackend(script: Script = {}): Promise<Fake> {
-  const conns: FakeConn[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    let done!: () => void;
-    const conn: FakeConn = { lines: [], maxPerRead: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
-    conns.push(conn);
-    socket.on('close', () => {
-      sockets.delete(socket);
-      conn.open = false;
-      done();
-    });
-    socket.write('220 fake LMTP\r\n');
-    let buf = Buffer.alloc(0);
-    let inData = false;
-    let rcpts = 0;
-    let mails = 0;
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      let commands = 0;
-      for (;;) {
-        conn.maxPerRead = Math.max(conn.maxPerRead, commands);
-        if (inData) {
-          const end = Buffer.concat([Buffer.from('\r\n'), buf]).indexOf('\r\n.\r\n');
-          if (end < 0) return;
-          buf = buf.subarray(end + 3);
-          inData = false;
-          socket.write(Array.from({ length: rcpts }, (_, i) => `250 2.0.0 fake saved ${i + 1}\r\n`).join(''));
-          rcpts = 0;
-          if (script.closeAfterData === true) {
-            socket.end();
-            return;
-          }
-          continue;
-        }
-        const lf = buf.indexOf('\n');
-        if (lf < 0) return;
-        const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
-        buf = buf.subarray(lf + 1);
-        conn.lines.push(line);
-        commands++;
-        const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === 'LHLO') socket.write(['fake', ...(script.noPipelining === true ? [] : ['PIPELINING']), 'ENHANCEDSTATUSCODES', XCLIENT_CAP].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
-        else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
-        else if (verb === 'MAIL') {
-          const action = script.mail?.(++mails) ?? 'ok';
-          if (action === 'close') return void socket.destroy();
-          if (action === '421') return void socket.end('421 4.4.2 fake closing\r\n');
-          socket.write('250 2.1.0 OK\r\n');
-        } else if (verb === 'RCPT') {
-          rcpts++;
-          socket.write('250 2.1.5 OK\r\n');
-        } else if (verb === 'DATA') {
-          if (script.data === 'refuse') socket.write('554 5.6.0 fake refuses DATA\r\n');
-          else {
-            inData = true;
-            socket.write('354 OK\r\n');
-          }
-        } else if (verb === 'RSET') {
-          rcpts = 0;
-          socket.write(script.rset === 'refuse' ? '502 5.5.1 fake has no RSET\r\n' : '250 2.0.0 OK\r\n');
-        } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
-        else socket.write('500 5.5.1 Unknown command\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen({ host: FAKE_IP, port: 0 }, resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    conns,
-    open: () => conns.filter((c) => c.open).length,
-    allClosed: () => Promise.all(conns.map((c) => c.closed)).then(() => undefined),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+function fakeBackend(script: Script = {}): Promise<Fake> {
+  return startFakeLmtp(FAKE_IP, { kind: 'ok' }, { ...script, caps: [XCLIENT_CAP] });
 }
 
 let a: DovecotBackend;

@@ -108,6 +108,15 @@ export type FakeBehaviour =
   /** Speak LMTP, take the whole message, answer only the first `replies` recipients, then close. */
   | { kind: 'partial-replies'; replies: number };
 
+/** One connection a fake backend accepted: what it was told, and when it closed. */
+export interface FakeConn {
+  readonly lines: string[];
+  /** The most command lines that arrived in one read (more than 1: pipelined). */
+  maxPerRead: number;
+  open: boolean;
+  readonly closed: Promise<void>;
+}
+
 export interface FakeLmtp {
   readonly host: string;
   readonly port: number;
@@ -117,10 +126,19 @@ export interface FakeLmtp {
   readonly peers: string[];
   /** Bytes of DATA content each connection received (to prove what was sent). */
   readonly received: Buffer[];
+  /** Every connection accepted, in order. */
+  readonly conns: FakeConn[];
   /** Connections accepted so far. */
   connections(): number;
+  /** Connections still open. */
+  open(): number;
+  /** Resolves when every connection accepted so far has closed. */
+  allClosed(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How a fake backend treats the nth MAIL (1-based) on one of its connections. */
+export type FakeMailAction = 'ok' | 'close' | '421';
 
 export interface FakeOptions {
   /** Extra LHLO/EHLO capability lines. */
@@ -129,33 +147,49 @@ export interface FakeOptions {
   smtp?: boolean;
   /** Implicit TLS with this certificate. */
   tls?: { certFile: string; keyFile: string };
+  /** Do not offer PIPELINING (RFC 2920): the proxy must wait for each reply. */
+  noPipelining?: boolean;
+  mail?: (nthOnConnection: number) => FakeMailAction;
+  rset?: 'ok' | 'refuse';
+  data?: 'ok' | 'refuse';
+  /** Close the connection (FIN) right after the DATA replies. */
+  closeAfterData?: boolean;
 }
 
 const CRLF = Buffer.from('\r\n');
 
 /** A scripted LMTP (or SMTP) backend on `host` (a loopback address) for failure modes. */
 export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts: FakeOptions = {}): Promise<FakeLmtp> {
-  const caps = opts.caps ?? [];
+  const caps = [...(opts.noPipelining === true ? [] : ['PIPELINING']), 'ENHANCEDSTATUSCODES', ...(opts.caps ?? [])];
   const sockets = new Set<Socket>();
   const received: Buffer[] = [];
   const lines: string[] = [];
   const peers: string[] = [];
-  let count = 0;
+  const conns: FakeConn[] = [];
   const onConnection = (socket: Socket): void => {
-    count++;
     peers.push(socket.remoteAddress ?? '');
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    let done!: () => void;
+    const conn: FakeConn = { lines: [], maxPerRead: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
+    conns.push(conn);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      conn.open = false;
+      done();
+    });
     socket.on('error', () => {});
     if (behaviour.kind === 'silent') return;
     socket.write('220 fake LMTP\r\n');
     let buf = Buffer.alloc(0);
     let inData = false;
     let rcpts = 0;
+    let mails = 0;
     let dataBuf = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
+      let commands = 0;
       for (;;) {
+        conn.maxPerRead = Math.max(conn.maxPerRead, commands);
         if (inData) {
           // The terminator may arrive split over chunks; the DATA line's CRLF counts as its first.
           dataBuf = Buffer.concat([dataBuf, buf]);
@@ -179,6 +213,10 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
             socket.destroy();
             return;
           }
+          if (opts.closeAfterData === true) {
+            socket.end();
+            return;
+          }
           continue;
         }
         const lf = buf.indexOf('\n');
@@ -186,16 +224,28 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
         const line = buf.subarray(0, lf).toString('latin1').replace(/\r$/, '');
         buf = buf.subarray(lf + 1);
         lines.push(line);
+        conn.lines.push(line);
+        commands++;
         const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === (opts.smtp === true ? 'EHLO' : 'LHLO')) socket.write(['fake', 'PIPELINING', 'ENHANCEDSTATUSCODES', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
+        if (verb === (opts.smtp === true ? 'EHLO' : 'LHLO')) socket.write(['fake', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
         else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
-        else if (verb === 'MAIL') socket.write('250 2.1.0 OK\r\n');
-        else if (verb === 'RCPT') {
+        else if (verb === 'MAIL') {
+          const action = opts.mail?.(++mails) ?? 'ok';
+          if (action === 'close') return void socket.destroy();
+          if (action === '421') return void socket.end('421 4.4.2 fake closing\r\n');
+          socket.write('250 2.1.0 OK\r\n');
+        } else if (verb === 'RCPT') {
           rcpts++;
           socket.write('250 2.1.5 OK\r\n');
         } else if (verb === 'DATA') {
-          inData = true;
-          socket.write('354 OK\r\n');
+          if (opts.data === 'refuse') socket.write('554 5.6.0 fake refuses DATA\r\n');
+          else {
+            inData = true;
+            socket.write('354 OK\r\n');
+          }
+        } else if (verb === 'RSET') {
+          rcpts = 0;
+          socket.write(opts.rset === 'refuse' ? '502 5.5.1 fake has no RSET\r\n' : '250 2.0.0 OK\r\n');
         } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
         else socket.write('500 5.5.1 Unknown command\r\n');
       }
@@ -215,7 +265,10 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     lines,
     peers,
     received,
-    connections: () => count,
+    conns,
+    connections: () => conns.length,
+    open: () => conns.filter((c) => c.open).length,
+    allClosed: () => Promise.all(conns.map((c) => c.closed)).then(() => undefined),
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
