@@ -6,10 +6,10 @@
  *   node dist-bench/bench/floor.js [--sessions 4000] [--warm 500]
  *
  * Prints one JSON line per kind: {"kind":"tls","sessions":4000,"rssKiBPerSession":28.2,...}.
- * Uses an ECDSA P-256 certificate made with openssl in a temp dir; binds 127.0.4.1 (server)
+ * Uses an ECDSA P-256 certificate made with openssl in a temp dir (compare/setup.ts makeCert); binds 127.0.4.1 (server)
  * and 127.0.0.5 (clients).
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, createServer as tlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { makeCert } from './compare/setup.js';
 
 type Kind = 'plain' | 'tls';
 type ToParent = { port: number } | { rssKiB: number; heapKiB: number };
@@ -26,14 +27,14 @@ const SOURCE = '127.0.0.5';
 const BATCH = 50;
 
 /** The child: a server that greets, echoes, and reports its memory when asked. */
-function serve(kind: Kind, certDir: string): void {
+function serve(kind: Kind, cert: { cert: string; key: string }): void {
   const onConn = (s: Socket): void => {
     s.on('error', () => s.destroy());
     s.write('* OK ready\r\n');
     s.on('data', (d: Buffer) => s.write(d));
   };
   const srv = kind === 'tls'
-    ? tlsServer({ key: readFileSync(join(certDir, 'k.pem')), cert: readFileSync(join(certDir, 'c.pem')) }, onConn)
+    ? tlsServer({ key: readFileSync(cert.key), cert: readFileSync(cert.cert) }, onConn)
     : netServer(onConn);
   srv.listen(0, HOST, () => process.send?.({ port: (srv.address() as AddressInfo).port } satisfies ToParent));
   process.on('message', () => {
@@ -69,8 +70,8 @@ async function open(kind: Kind, port: number, n: number, held: Socket[]): Promis
 
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function measure(kind: Kind, sessions: number, warm: number, certDir: string): Promise<Record<string, unknown>> {
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, '--cert-dir', certDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function measure(kind: Kind, sessions: number, warm: number, cert: { cert: string; key: string }): Promise<Record<string, unknown>> {
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', kind, '--cert', cert.cert, '--key', cert.key], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const held: Socket[] = [];
   try {
     const { port } = (await next(child)) as { port: number };
@@ -95,13 +96,14 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       serve: { type: 'string' },
-      'cert-dir': { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
       sessions: { type: 'string', default: '4000' },
       warm: { type: 'string', default: '500' },
     },
   });
   if (values.serve === 'plain' || values.serve === 'tls') {
-    serve(values.serve, values['cert-dir'] ?? '');
+    serve(values.serve, { cert: values.cert ?? '', key: values.key ?? '' });
     return;
   }
   const sessions = Number(values.sessions);
@@ -112,9 +114,8 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'portier-floor-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'),
-      '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=floor.invalid'], { stdio: 'ignore' });
-    for (const kind of ['plain', 'tls'] as const) process.stdout.write(`${JSON.stringify(await measure(kind, sessions, warm, dir))}\n`);
+    const cert = await makeCert(dir, 'ecdsa', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+    for (const kind of ['plain', 'tls'] as const) process.stdout.write(`${JSON.stringify(await measure(kind, sessions, warm, cert))}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -39,7 +39,8 @@ export interface Files {
   messageSize: number;
 }
 
-async function makeCert(dir: string, name: string, newkey: string[]): Promise<{ cert: string; key: string }> {
+/** A self-signed certificate for the bench's loopback addresses (`newkey`: openssl's -newkey arguments). */
+export async function makeCert(dir: string, name: string, newkey: string[]): Promise<{ cert: string; key: string }> {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   const san = `subjectAltName=DNS:bench.invalid,${Object.values(ADDR).map((a) => `IP:${a}`).join(',')}`;
