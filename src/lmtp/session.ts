@@ -1,8 +1,9 @@
 /**
  * One LMTP client connection: the read loop (commands pulled one at a time, so pipelined
- * commands are answered in order, RFC 2920 §3), the DATA phase (decoded into a spool, then
- * delivered), the idle limit, and the end of the connection. LMTP has no login: the whole
- * session is a series of proxied transactions (see transaction.ts).
+ * commands are answered in order, RFC 2920 §3), the DATA phase (DATA sent to the backends at
+ * once, the message decoded into a spool, then delivered), the idle limit, and the end of
+ * the connection. LMTP has no login: the whole session is a series of proxied transactions
+ * (see transaction.ts).
  */
 import type { ClientSession } from '../login/session.js';
 import { MAX_PENDING_INPUT } from '../login/command-loop.js';
@@ -159,6 +160,8 @@ export class LmtpSession implements LmtpContext {
     this.#mode = 'data';
     this.#decoder = new DotDecoder();
     this.#spool = new MessageSpool({ maxSize: c.lmtp_max_mail_size, dir: c.mail_temp_dir });
+    // The backends' 354s travel while the message arrives (one round trip less per delivery).
+    this.tx?.startData();
     const rest = this.#lines.drain();
     if (rest.length > 0) this.#feed(rest);
   }

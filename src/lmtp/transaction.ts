@@ -1,8 +1,10 @@
 /**
  * One mail transaction (MAIL .. DATA): recipients grouped per backend, one connection per
  * group at its first RCPT (Dovecot relays the backend's RCPT reply as its own): the session's
- * kept connection for that route when there is one (pool.ts), else a new one. The message is
- * fanned out to every group at once, read from the spool. Replies come back in RCPT order,
+ * kept connection for that route when there is one (pool.ts), else a new one. DATA goes to
+ * every group as soon as the client's DATA is accepted (startData), so the backends' 354s
+ * arrive while the client sends the message; once it is spooled it is fanned out to every
+ * group at once, read from the spool. Replies come back in RCPT order,
  * one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has started: a
  * backend that fails gives 451 to exactly the recipients it had not answered.
  */
@@ -190,7 +192,16 @@ export class Transaction {
     return relayReply(reply);
   }
 
-  /** Send the spooled message to every group at once; one reply line per accepted recipient, in order. */
+  /**
+   * The client's DATA was accepted (354): DATA to every group with accepted recipients now,
+   * their replies awaited while the client sends the message. Never rejects (see
+   * BackendConnection.startData); deliver() takes the replies.
+   */
+  startData(): void {
+    for (const g of this.#groups.values()) if (g.accepted.length > 0) void g.conn?.startData();
+  }
+
+  /** Send the spooled message to every group at once (after its 354); one reply line per accepted recipient, in order. */
   async deliver(spool: MessageSpool): Promise<string[]> {
     const started = Date.now();
     const results = new Map<Accepted, DataResult>();
@@ -222,8 +233,8 @@ export class Transaction {
   }
 
   /**
-   * The client went away: connections that have not sent the terminating dot are cut, so
-   * the backend drops the message the client will send again.
+   * The client went away: connections that have not sent the terminating dot (DATA sent or
+   * not) are cut, so the backend drops the message the client will send again.
    */
   abortUncommitted(): void {
     for (const g of this.#groups.values()) if (g.conn !== undefined && !g.conn.committed) g.conn.destroy();
@@ -232,7 +243,8 @@ export class Transaction {
   /**
    * End of the transaction: clean backend connections are kept for the session's next one
    * (ready for MAIL after DATA, or needing RSET when the transaction was left open); the
-   * rest get QUIT.
+   * rest get QUIT, except those in the middle of DATA (message refused or not stored after
+   * DATA was sent): they are cut, so no backend ever gets a partial message with a dot.
    */
   close(): void {
     this.#closed = true;

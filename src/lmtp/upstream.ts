@@ -2,9 +2,10 @@
  * One LMTP (or SMTP, `protocol=smtp`) connection to a backend, as Dovecot's lmtp-proxy does
  * it with lib-smtp: greeting, LHLO/EHLO, STARTTLS when asked (never a silent plaintext
  * fallback), XCLIENT with the client's facts and the hop TTL when the backend offers it
- * (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient, and DATA with one
- * reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is bounded by the
- * route's timeout, re-armed whenever the backend makes progress. A connection whose
+ * (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient, DATA (as soon as the
+ * client's DATA is accepted: the 354 comes back while the client sends the message), the
+ * message, and one reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is
+ * bounded by the route's timeout, re-armed whenever the backend makes progress. A connection whose
  * transaction ended cleanly can carry the same client session's next one (`again()`,
  * kept in pool.ts); its `phase` says whether the backend is ready for MAIL.
  */
@@ -73,10 +74,12 @@ export interface Opening {
 /**
  * Where the backend's SMTP state is (RFC 5321 §3.3): `ready` for MAIL (after the greeting
  * dialogue or a completed DATA), `mail` with a transaction open (MAIL accepted, DATA not
- * done: RSET needed before the next MAIL), `spent` when it must not carry another
+ * done: RSET needed before the next MAIL), `data` after DATA was sent and before the
+ * terminating dot (only destroy() ends it: the backend must drop the partial message, and
+ * anything written would be message content), `spent` when it must not carry another
  * transaction (MAIL refused, DATA refused or cut, a reply nobody expected).
  */
-export type BackendPhase = 'ready' | 'mail' | 'spent';
+export type BackendPhase = 'ready' | 'mail' | 'data' | 'spent';
 
 /**
  * Everything the backend was told about the client on a connection (XCLIENT, the LHLO name,
@@ -89,6 +92,9 @@ export function clientFacts(ctx: UpstreamContext, route: BackendRoute): string {
 
 /** What the backend said to one recipient's DATA, or why it said nothing. */
 export type DataResult = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
+
+/** The backend's reply to the DATA command itself (354 to go on), or why there was none. */
+export type DataStart = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
 
 /** XCLIENT attributes portier can fill in; only those the backend lists are sent. */
 const XCLIENT_ATTRS = ['ADDR', 'PORT', 'HELO', 'PROTO', 'SESSION', 'TTL'] as const;
@@ -104,6 +110,8 @@ const MAX_XCLIENT_LINE = 510;
 
 const fault = (kind: ProxyFailure['kind'], detail: string): ProxyFailureError => new ProxyFailureError(failure(kind, detail));
 
+const toFailure = (err: unknown): ProxyFailure => (err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`));
+
 export class BackendConnection {
   #route: BackendRoute;
   #socket: Socket;
@@ -118,6 +126,8 @@ export class BackendConnection {
   #phase: BackendPhase = 'spent';
   /** Transactions this connection has carried (1 for a new one). */
   #transactions = 0;
+  /** The current transaction's DATA command and its reply, once sent (startData). */
+  #dataGo: Promise<DataStart> | undefined;
   /** While kept idle between transactions: called once when the connection is lost. */
   #idleWatch: (() => void) | undefined;
   #quitTimer: NodeJS.Timeout | undefined;
@@ -162,7 +172,7 @@ export class BackendConnection {
 
   /** Usable for another transaction: open, nothing unread, backend in a known state. */
   get reusable(): boolean {
-    return this.#failure === undefined && this.#phase !== 'spent' && this.#replies.length === 0 && this.#waiter === undefined && !this.#socket.destroyed;
+    return this.#failure === undefined && (this.#phase === 'ready' || this.#phase === 'mail') && this.#replies.length === 0 && this.#waiter === undefined && !this.#socket.destroyed;
   }
 
   /** Greeting, LHLO, STARTTLS, XCLIENT, MAIL FROM (and the first RCPT, pipelined when offered). */
@@ -227,6 +237,7 @@ export class BackendConnection {
     if (envelope.size !== undefined && this.#caps.has('SIZE')) mail += ` SIZE=${envelope.size}`;
     this.#transactions++;
     this.#committed = false;
+    this.#dataGo = undefined;
     this.#phase = 'spent';
     const pipelining = this.#caps.has('PIPELINING');
     const rcpt = first !== undefined && pipelining ? this.#rcptLine(first) : undefined;
@@ -263,17 +274,39 @@ export class BackendConnection {
   }
 
   /**
-   * DATA and the message, then the replies: one per recipient for LMTP, one for all for
-   * SMTP. A failure before the terminating dot means nothing was delivered; after it, the
-   * recipients still waiting for a reply are unknown, and get the failure (a temporary reply).
+   * DATA, sent as soon as the client's DATA is accepted, so that the backend's 354 comes back
+   * while the client is still sending the message (one round trip less per delivery). Sent
+   * once per transaction; the promise never rejects: a failure before the 354 is a value.
    */
-  async data(message: AsyncIterable<Buffer>, recipients: number): Promise<DataResult[]> {
-    const results: DataResult[] = [];
-    // Only a DATA answered to its end leaves the backend ready for the next MAIL.
-    this.#phase = 'spent';
+  startData(): Promise<DataStart> {
+    this.#dataGo ??= this.#startData();
+    return this.#dataGo;
+  }
+
+  async #startData(): Promise<DataStart> {
+    this.#phase = 'data';
     try {
       const go = await this.#command('DATA');
-      if (go.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go }));
+      // Refused: the backend's transaction is still open; the connection is not kept (QUIT).
+      if (go.code !== 354) this.#phase = 'spent';
+      return { reply: go };
+    } catch (err) {
+      return { failure: toFailure(err) };
+    }
+  }
+
+  /**
+   * The message after DATA's 354 (startData, sent now if it was not yet), then the replies:
+   * one per recipient for LMTP, one for all for SMTP. A failure before the terminating dot
+   * means nothing was delivered; after it, the recipients still waiting for a reply are
+   * unknown, and get the failure (a temporary reply).
+   */
+  async data(message: AsyncIterable<Buffer>, recipients: number): Promise<DataResult[]> {
+    const go = await this.startData();
+    if ('failure' in go) return Array.from({ length: recipients }, () => ({ failure: go.failure }));
+    if (go.reply.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go.reply }));
+    const results: DataResult[] = [];
+    try {
       const enc = new DotEncoder();
       // Writes of up to DATA_WRITE_BATCH, the last one with the terminating dot: a small message is one write.
       let batch: Buffer[] = [];
@@ -290,6 +323,8 @@ export class BackendConnection {
         }
       }
       this.#committed = true;
+      // Only a DATA answered to its end leaves the backend ready for the next MAIL.
+      this.#phase = 'spent';
       batch.push(enc.end());
       await this.#write(Buffer.concat(batch));
       const expected = this.route.protocol === 'lmtp' ? recipients : 1;
@@ -301,7 +336,7 @@ export class BackendConnection {
       if (!results.some((r) => 'reply' in r && r.reply.code === 421)) this.#phase = 'ready';
       return results;
     } catch (err) {
-      const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
+      const f = toFailure(err);
       while (results.length < recipients) results.push({ failure: f });
       return results;
     }
@@ -309,6 +344,8 @@ export class BackendConnection {
 
   /** Polite end: QUIT, then close without waiting long for the reply. */
   quit(): void {
+    // In the middle of DATA a QUIT would be message content: cut instead, the backend drops it.
+    if (this.#phase === 'data') return this.destroy();
     this.#idleWatch = undefined;
     this.#phase = 'spent';
     if (this.#failure !== undefined) {

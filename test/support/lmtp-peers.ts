@@ -113,6 +113,10 @@ export interface FakeConn {
   readonly lines: string[];
   /** The most command lines that arrived in one read (more than 1: pipelined). */
   maxPerRead: number;
+  /** Messages ended by the terminating dot on this connection. */
+  dots: number;
+  /** Content bytes of the DATA in progress (no dot yet). */
+  pending: number;
   open: boolean;
   readonly closed: Promise<void>;
 }
@@ -151,7 +155,8 @@ export interface FakeOptions {
   noPipelining?: boolean;
   mail?: (nthOnConnection: number) => FakeMailAction;
   rset?: 'ok' | 'refuse';
-  data?: 'ok' | 'refuse';
+  /** DATA: 354, `refuse` with 554, `close` the connection instead of answering, or `hang` (no answer). */
+  data?: 'ok' | 'refuse' | 'close' | 'hang';
   /** Close the connection (FIN) right after the DATA replies. */
   closeAfterData?: boolean;
 }
@@ -170,7 +175,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     peers.push(socket.remoteAddress ?? '');
     sockets.add(socket);
     let done!: () => void;
-    const conn: FakeConn = { lines: [], maxPerRead: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
+    const conn: FakeConn = { lines: [], maxPerRead: 0, dots: 0, pending: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
     conns.push(conn);
     socket.on('close', () => {
       sockets.delete(socket);
@@ -195,6 +200,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           dataBuf = Buffer.concat([dataBuf, buf]);
           buf = Buffer.alloc(0);
           const end = Buffer.concat([CRLF, dataBuf]).indexOf('\r\n.\r\n');
+          conn.pending = end < 0 ? dataBuf.length : 0;
           if (behaviour.kind === 'die-in-data' && (end < 0 ? dataBuf.length : end) >= behaviour.afterBytes) {
             received.push(dataBuf);
             socket.destroy();
@@ -205,6 +211,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           buf = dataBuf.subarray(end + 3);
           dataBuf = Buffer.alloc(0);
           inData = false;
+          conn.dots++;
           received.push(content);
           const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
           for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
@@ -239,6 +246,8 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           socket.write('250 2.1.5 OK\r\n');
         } else if (verb === 'DATA') {
           if (opts.data === 'refuse') socket.write('554 5.6.0 fake refuses DATA\r\n');
+          else if (opts.data === 'close') return void socket.destroy();
+          else if (opts.data === 'hang') return;
           else {
             inData = true;
             socket.write('354 OK\r\n');
