@@ -3,11 +3,13 @@
  * startData), so their 354s travel while the client sends the message: the backend sees DATA
  * before the message is complete; a backend that refuses DATA, closes or does not answer
  * before its 354 gets its recipients that reply (or 451) after the client's dot, the others
- * are delivered; a message refused after DATA was sent (too big, not storable) or cut by the
- * client leaves no backend connection in the middle of DATA, and no backend ever gets a dot.
+ * are delivered; a message refused after DATA was sent (too big, not storable), cut by the
+ * client or by the idle limit leaves no backend connection in the middle of DATA, and no
+ * backend ever gets a dot.
  */
 import { rename } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { LMTP_CLIENT_IDLE_TIMEOUT } from '../../src/lmtp/session.js';
 import { CLIENT_IP, greeted } from '../support/clients.js';
 import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import type { LineClient } from '../support/lines.js';
@@ -256,6 +258,27 @@ describe('a message that is not delivered after DATA was sent: the backend conne
     l.write(message('cut-off', 'half a message\r\n'));
     await new Promise((resolve) => setTimeout(resolve, 100));
     l.socket.destroy();
+    await c.closed;
+    expect(c.lines.at(-1)).toBe('DATA');
+    expect(c.dots).toBe(0);
+  });
+
+  test('the client is idle too long in the middle of the message: 421 4.4.2, the backend connection closed without a dot', async () => {
+    const before = good.conns.length;
+    const l = await client();
+    await envelope(l, ['g1@x.example']);
+    const c = conn(good, before);
+    await until('the backend saw DATA', () => dataCommands(c) === 1);
+    // portier runs in this process: the idle timer, re-armed by this chunk, runs on a fake clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      l.write(message('idle-in-data', 'half a message\r\n'));
+      for (const end = Date.now() + 100; Date.now() < end; ) await new Promise((r) => setImmediate(r));
+      vi.advanceTimersByTime(LMTP_CLIENT_IDLE_TIMEOUT + 1000);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await reply(l)).toBe(`421 4.4.2 ${px.portier.runtime.hostname} Disconnected for inactivity`);
     await c.closed;
     expect(c.lines.at(-1)).toBe('DATA');
     expect(c.dots).toBe(0);
