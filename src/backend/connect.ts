@@ -45,7 +45,10 @@ export async function resolveHost(host: string, signal: AbortSignal): Promise<st
  * is kept, or write it where it is copied or sent at once).
  */
 export interface BackendSink {
-  backendData(chunk: Buffer): void;
+  /** `lent`: the read landed in memory this sink lent (`lend`); the chunk is the sink's to keep. */
+  backendData(chunk: Buffer, lent?: Uint8Array): void;
+  /** Memory of SHARED_READ_SIZE bytes for the next read when a read filled its buffer (a bulk transfer). */
+  lend?(): Uint8Array;
 }
 
 const kSink = Symbol('portier.backendSink');
@@ -63,11 +66,25 @@ export const SHARED_READ_SIZE = 256 * 1024;
  * One read buffer for every plaintext backend socket: a read allocates nothing. With Node's
  * own reads each 64 KiB chunk was a new allocation outside the V8 heap, and at ~1 GB/s that
  * external memory kept asking for full garbage collections (a bulk FETCH at half speed).
+ * A read that fills its buffer means more is waiting (a bulk transfer): when the sink can
+ * lend memory, the socket's next read lands there and the sink keeps it without a copy.
+ * Only such a socket holds a buffer of its own, and only until its next read.
  */
+const sharedBuffer = Buffer.allocUnsafeSlow(SHARED_READ_SIZE);
+/** The buffer the next read of the socket just read from goes to (Node asks right after the callback). */
+let nextRead: Uint8Array = sharedBuffer;
 const SHARED_READS = {
-  buffer: Buffer.allocUnsafeSlow(SHARED_READ_SIZE),
+  buffer(): Uint8Array {
+    const b = nextRead;
+    nextRead = sharedBuffer;
+    return b;
+  },
   callback(this: SinkSocket, nread: number, buf: Uint8Array): boolean {
-    this[kSink]?.backendData(Buffer.from(buf.buffer, buf.byteOffset, nread));
+    const sink = this[kSink];
+    if (sink !== undefined) {
+      sink.backendData(Buffer.from(buf.buffer, buf.byteOffset, nread), buf === sharedBuffer ? undefined : buf);
+      if (nread === buf.length && sink.lend !== undefined) nextRead = sink.lend();
+    }
     return true;
   },
 };

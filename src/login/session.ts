@@ -12,6 +12,7 @@ import { publishSessionEnd } from '../telemetry/events.js';
 import { SessionLogger } from '../telemetry/log.js';
 import { ALERT_UNRECOGNIZED_NAME, readClientHello } from '../tls/client-hello.js';
 import { clientCertInfo, type ClientCertInfo } from '../tls/client-cert.js';
+import type { ServerTlsOptions } from '../tls/store.js';
 import type { Runtime } from './runtime.js';
 
 export type SessionState =
@@ -174,14 +175,17 @@ export class ClientSession {
     const raw = this.socket;
     raw.removeAllListeners('data');
     this.state = implicit ? 'tls-handshake' : 'starttls';
-    const hello = await readClientHello(raw);
-    if (hello.kind === 'closed' || this.#ended) {
-      this.close('tls_handshake_failed', 'Disconnected: closed before the TLS handshake');
-      return false;
-    }
-    const serverName = hello.kind === 'hello' ? hello.serverName : undefined;
-    if (hello.kind === 'unparsed') this.log.debug({ problem: hello.reason }, 'TLS: ClientHello not understood; the TLS stack decides');
     const tls = this.runtime.tls;
+    let serverName: string | undefined;
+    if (tls.namesMatter) {
+      const hello = await readClientHello(raw);
+      if (hello.kind === 'closed' || this.#ended) {
+        this.close('tls_handshake_failed', 'Disconnected: closed before the TLS handshake');
+        return false;
+      }
+      if (hello.kind === 'hello') serverName = hello.serverName;
+      else this.log.debug({ problem: hello.reason }, 'TLS: ClientHello not understood; the TLS stack decides');
+    }
     if (tls.contextFor(serverName, this.listener) === undefined) {
       // ssl_sni_strict: no certificate is shown for a name we do not serve.
       this.log.info({ sni: serverName?.slice(0, 100) }, 'TLS handshake refused: no certificate for this server name (ssl_sni_strict)');
@@ -189,7 +193,11 @@ export class ClientSession {
       this.close('tls_handshake_failed', 'Disconnected: unknown TLS server name');
       return false;
     }
-    const tlsSocket = new TLSSocket(raw, tls.serverOptions(this.listener, alpn, serverName));
+    return this.#handshake(raw, tls.serverOptions(this.listener, alpn, serverName));
+  }
+
+  #handshake(raw: Socket, options: ServerTlsOptions): Promise<boolean> {
+    const tlsSocket = new TLSSocket(raw, options);
     // Errors after the handshake surface as 'close'; without a listener they would be thrown.
     tlsSocket.on('error', ignoreSocketError);
     this.socket = tlsSocket;

@@ -4,7 +4,8 @@
  * buffer cannot be written itself. Copies are carved from recycled slabs the size of one
  * backend read; a slab is reused only once every write that holds a part of it has
  * completed, so a bulk transfer allocates nothing once it runs (fresh 64 KiB buffers per
- * read cost full GCs).
+ * read cost full GCs). While a backend fills whole reads (a bulk transfer), its next read
+ * goes straight into a lent slab (`lend`/`adopt`) and nothing is copied.
  */
 import { SHARED_READ_SIZE } from '../backend/connect.js';
 
@@ -42,8 +43,9 @@ export interface PooledCopy {
 export class CopyPool {
   readonly #free: Slab[] = [];
   #current: Slab | undefined;
+  readonly #lent = new WeakMap<Uint8Array, Slab>();
 
-  /** A copy of `src` (at most 64 KiB) in pooled memory, owned by the write it is given to. */
+  /** A copy of `src` (at most one slab) in pooled memory, owned by the write it is given to. */
   copy(src: Buffer): PooledCopy {
     const n = src.length;
     if (n > SLAB_SIZE) return { chunk: Buffer.from(src), done: noop };
@@ -60,6 +62,27 @@ export class CopyPool {
     slab.used = at + n;
     slab.refs++;
     return { chunk: slab.buf.subarray(at, at + n), done: slab.release };
+  }
+
+  /**
+   * A whole slab for one backend read to land in (a bulk transfer: no copy then). The read's
+   * bytes come back through `adopt`; a slab lent and never read into is left to the GC.
+   */
+  lend(): Buffer {
+    const slab = this.#free.pop() ?? new Slab(this);
+    slab.used = SLAB_SIZE;
+    slab.retired = true;
+    this.#lent.set(slab.buf, slab);
+    return slab.buf;
+  }
+
+  /** The first `n` bytes of a lent slab, owned by the write they are given to. */
+  adopt(buf: Uint8Array, n: number): PooledCopy {
+    const slab = this.#lent.get(buf);
+    if (slab === undefined) return { chunk: Buffer.from(buf.subarray(0, n)), done: noop };
+    this.#lent.delete(buf);
+    slab.refs++;
+    return { chunk: slab.buf.subarray(0, n), done: slab.release };
   }
 
   recycle(slab: Slab): void {

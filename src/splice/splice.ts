@@ -123,20 +123,26 @@ class Splice implements BackendSink, IdleWatched {
     backend.resume();
   }
 
-  /** From the shared read buffer: the chunk is copied before the write keeps it. */
-  backendData(chunk: Buffer): void {
-    this.toClient(chunk, true);
+  /** From the shared read buffer (copied before the write keeps it), or from memory this splice lent. */
+  backendData(chunk: Buffer, lent?: Uint8Array): void {
+    this.toClient(chunk, lent === undefined ? 'shared' : lent);
   }
 
-  toClient(chunk: Buffer, shared: boolean): void {
+  /** A bulk transfer: the backend's next read lands in pooled memory, written on without a copy. */
+  lend(): Uint8Array {
+    return copies.lend();
+  }
+
+  /** `from`: 'own' (the write may keep the chunk), 'shared' (copy it first), or the lent buffer it is in. */
+  toClient(chunk: Buffer, from: 'own' | 'shared' | Uint8Array): void {
     this.tail = chunk.length >= TAIL ? chunk.toString('latin1', chunk.length - TAIL) : (this.tail + chunk.toString('latin1')).slice(-TAIL);
     this.idleActive = true;
     const client = this.client;
-    if (shared) {
-      const { chunk: copy, done } = copies.copy(chunk);
-      client.write(copy, done);
-    } else {
+    if (from === 'own') {
       client.write(chunk);
+    } else {
+      const { chunk: pooled, done } = from === 'shared' ? copies.copy(chunk) : copies.adopt(from, chunk.length);
+      client.write(pooled, done);
     }
     if (!this.backendHeld && client.writableLength > this.limit) {
       // More than `limit` queued means write() said false, so 'drain' follows once it is flushed.
@@ -274,7 +280,7 @@ function clientClose(this: Socket): void {
 
 /** A TLS backend's chunks are its own (not from the shared read buffer). */
 function backendData(this: Socket, chunk: Buffer): void {
-  of(this)?.toClient(chunk, false);
+  of(this)?.toClient(chunk, 'own');
 }
 
 function backendDrain(this: Socket): void {

@@ -148,6 +148,15 @@ export class TlsStore {
   }
 
   /**
+   * Whether the server name decides the certificate: some `local_name` has its own, or
+   * `ssl_sni_strict` refuses unknown names. When not, the ClientHello need not be read first.
+   */
+  get namesMatter(): boolean {
+    const c = this.#contexts;
+    return c.exact.size > 0 || c.wildcard.size > 0 || this.#config.ssl_sni_strict;
+  }
+
+  /**
    * Options for `new TLSSocket(raw, ...)` on the client leg (implicit TLS or STARTTLS), with the
    * context for the server name the ClientHello carried (see client-hello.ts: chosen up front, as
    * Node's SNICallback could switch to one certificate only). `ClientSession.startTls()` does it all.

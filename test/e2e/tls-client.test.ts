@@ -366,3 +366,36 @@ describe('strict SNI (ssl_sni_strict)', () => {
     await strict.waitForLog((l) => /ssl_sni_strict/.test(l.msg) && l['sni'] === 'evil.example.com');
   });
 });
+
+describe('one certificate pair for every name (no local_name, not strict)', () => {
+  let single: RunningPortier;
+  beforeAll(async () => {
+    const dir = await makeTempDir('tls-single-');
+    // Per-name passwd-files: the login works only if the server name reached the passdb.
+    writeFileSync(join(dir, 'users-imap.single.test'), users(backend));
+    const yaml = testConfig(['imap'], {
+      settings: { ssl: 'yes', ssl_cert: f('def', 'certFile'), ssl_key: f('def', 'keyFile'), ssl_alt_cert: f('defEc', 'certFile'), ssl_alt_key: f('defEc', 'keyFile') },
+      ports: { imaps: '{{port}}' },
+      passdb: passdbEntry('passwd-file', { args: `scheme=PLAIN ${dir}/users-%{local_name}` }),
+    });
+    single = await startPortier(yaml);
+  });
+  afterAll(async () => single?.stop());
+
+  // Here the TLS stack reads the ClientHello itself (no pre-read in JS); the server name it
+  // saw is still the session's local name, and both certificate types are still offered.
+  test('implicit TLS and STARTTLS: the SNI name reaches %{local_name}, RSA and ECDSA both served', async () => {
+    const login: [string, string | null][] = [['a LOGIN alice alice-pw', 'a']];
+    const implicit = await pyTlsOk({ port: single.port('imaps'), sni: 'imap.single.test', commands: login });
+    expect(implicit.replies?.[0]?.at(-1)).toMatch(/^a OK /);
+    const upgraded = await pyTlsOk({ port: single.port('imap'), starttls: 'imap', sni: 'imap.single.test', commands: login });
+    expect(upgraded.replies?.[0]?.at(-1)).toMatch(/^a OK /);
+    // Another name: another (missing) passwd-file, so no login.
+    const other = await pyTlsOk({ port: single.port('imaps'), sni: 'other.single.test', commands: login });
+    expect(other.replies?.[0]?.at(-1)).toMatch(/^a NO /);
+    const ecdsa = await sClient(['-connect', `127.0.0.1:${single.port('imaps')}`, '-sigalgs', 'ECDSA+SHA256']);
+    expect(ecdsa).toMatch(/Peer signature type: ECDSA/);
+    const rsa = await sClient(['-connect', `127.0.0.1:${single.port('imaps')}`, '-sigalgs', 'RSA-PSS+SHA256:RSA+SHA256']);
+    expect(rsa).toMatch(/Peer signature type: RSA/);
+  });
+});

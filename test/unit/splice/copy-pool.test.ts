@@ -57,4 +57,38 @@ describe('CopyPool', () => {
     expect(chunk.every((x) => x === 7)).toBe(true);
     done();
   });
+
+  test('a lent slab is adopted without a copy and recycled once its write completed', () => {
+    const pool = new CopyPool();
+    const lent = pool.lend();
+    expect(lent.length).toBe(SHARED_READ_SIZE);
+    lent.fill(9, 0, 1000);
+    const { chunk, done } = pool.adopt(lent, 1000);
+    // The same memory, no copy: the read's bytes are the write's.
+    expect(chunk.buffer).toBe(lent.buffer);
+    expect(chunk.length).toBe(1000);
+    // Still held by the write: the next lend is another slab, and copies never land in it.
+    const next = pool.lend();
+    expect(next.buffer).not.toBe(lent.buffer);
+    const copied = pool.copy(filled(10, 1));
+    expect(copied.chunk.buffer).not.toBe(lent.buffer);
+    expect(chunk.every((x) => x === 9)).toBe(true);
+    done();
+    // Written: the slab is free again and the next slab handed out is this one.
+    expect(pool.lend().buffer).toBe(lent.buffer);
+  });
+
+  test('a buffer the pool did not lend (or adopted twice) is copied, never shared', () => {
+    const pool = new CopyPool();
+    const foreign = filled(100, 3);
+    const { chunk } = pool.adopt(foreign, 50);
+    expect(chunk.buffer).not.toBe(foreign.buffer);
+    expect(chunk.length).toBe(50);
+    const lent = pool.lend();
+    const first = pool.adopt(lent, 10);
+    const again = pool.adopt(lent, 10);
+    expect(first.chunk.buffer).toBe(lent.buffer);
+    expect(again.chunk.buffer).not.toBe(lent.buffer);
+    first.done();
+  });
 });
