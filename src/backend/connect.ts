@@ -47,8 +47,11 @@ export async function resolveHost(host: string, signal: AbortSignal): Promise<st
 export interface BackendSink {
   /** `lent`: the read landed in memory this sink lent (`lend`); the chunk is the sink's to keep. */
   backendData(chunk: Buffer, lent?: Uint8Array): void;
-  /** Memory of SHARED_READ_SIZE bytes for the next read when a read filled its buffer (a bulk transfer). */
-  lend?(): Uint8Array;
+  /**
+   * Memory of SHARED_READ_SIZE bytes for the next read when a read filled its buffer (a bulk
+   * transfer); undefined to read into the shared buffer (e.g. while the socket is paused).
+   */
+  lend?(): Uint8Array | undefined;
 }
 
 const kSink = Symbol('portier.backendSink');
@@ -83,7 +86,7 @@ const SHARED_READS = {
     const sink = this[kSink];
     if (sink !== undefined) {
       sink.backendData(Buffer.from(buf.buffer, buf.byteOffset, nread), buf === sharedBuffer ? undefined : buf);
-      if (nread === buf.length && sink.lend !== undefined) nextRead = sink.lend();
+      if (nread === buf.length) nextRead = sink.lend?.() ?? sharedBuffer;
     }
     return true;
   },

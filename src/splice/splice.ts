@@ -128,9 +128,13 @@ class Splice implements BackendSink, IdleWatched {
     this.toClient(chunk, lent === undefined ? 'shared' : lent);
   }
 
-  /** A bulk transfer: the backend's next read lands in pooled memory, written on without a copy. */
-  lend(): Uint8Array {
-    return copies.lend();
+  /**
+   * A bulk transfer: the backend's next read lands in pooled memory, written on without a
+   * copy. Not while the backend is held for a slow client: a paused socket would keep the
+   * lent slab on top of what waits for the client.
+   */
+  lend(): Uint8Array | undefined {
+    return this.backendHeld ? undefined : copies.lend();
   }
 
   /** `from`: 'own' (the write may keep the chunk), 'shared' (copy it first), or the lent buffer it is in. */
