@@ -3,6 +3,7 @@
  * users, seeded maildirs), the instant backend, and in front of them portier, Dovecot 2.3 as a
  * proxy and nginx's mail proxy; runs every scenario against each (and direct), interleaved,
  * for --rounds rounds; writes bench/results/<date>.{json,md,svg} and prints the ratios.
+ * With --with-floor also bench/floor-proxy.ts (the Node floor) where it means something.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,9 +37,11 @@ interface Opts {
   /** Only re-render an earlier result's table and chart (no peers started). */
   render?: string;
   messageSize: number;
+  /** Also run the Node floor (bench/floor-proxy.ts) in the scenarios it means something in. */
+  withFloor: boolean;
 }
 
-type PeerName = 'backend' | 'instant' | 'portier' | 'dovecot' | 'nginx' | 'auth';
+type PeerName = 'backend' | 'instant' | 'portier' | 'dovecot' | 'nginx' | 'auth' | 'floor';
 
 class Peers {
   readonly #f: Files;
@@ -63,7 +66,7 @@ class Peers {
     const f = this.#f;
     const at: Record<PeerName, [string, number]> = {
       backend: [ADDR.dovecotBackend, PORTS.imap], instant: [ADDR.instant, PORTS.imap], portier: [ADDR.portier, PORTS.imap],
-      dovecot: [ADDR.dovecotProxy, PORTS.imap], nginx: [ADDR.nginx, PORTS.imap], auth: [ADDR.authHttp, PORTS.authHttp],
+      dovecot: [ADDR.dovecotProxy, PORTS.imap], nginx: [ADDR.nginx, PORTS.imap], auth: [ADDR.authHttp, PORTS.authHttp], floor: [ADDR.floor, PORTS.imap],
     };
     await assertFree(name, ...at[name]);
     let m: Managed;
@@ -87,6 +90,13 @@ class Peers {
       const conf = writeConf(join(d, 'nginx.conf'), nginxConf(d, f));
       m = startManaged('nginx', 'nginx', ['-p', d, '-c', conf, '-e', join(d, 'error.log')], join(d, 'stdout.log'));
       await waitReady(m, ADDR.nginx, PORTS.imap);
+    } else if (name === 'floor') {
+      // As many workers as portier runs (its `workers: auto` is one per core).
+      const workers = this.#o.workers === 'auto' ? availableParallelism() : Number(this.#o.workers);
+      m = startManaged('floor', NODE, [join(HERE, 'floor-proxy.js'), '--host', ADDR.floor, '--workers', String(workers), '--cert', f.ecdsa.cert, '--key', f.ecdsa.key,
+        '--cert', f.rsa.cert, '--key', f.rsa.key], join(this.#dir('floor'), 'floor.log'));
+      await waitReady(m, ADDR.floor, PORTS.imap);
+      await new Promise((r) => setTimeout(r, 500)); // every worker listening, not just the first
     } else {
       const d = this.#dir('portier');
       const workers = this.#o.workers === 'auto' ? 'auto' : Number(this.#o.workers);
@@ -173,7 +183,7 @@ async function waitForSourcePorts(sessions: number, log: (line: string) => void)
   }
 }
 
-const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx' };
+const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx', floor: 'floor' };
 
 async function runOne(s: Scenario, t: Target, round: number, peers: Peers, o: Opts): Promise<RunRecord> {
   const ep = endpointFor(s, t);
@@ -207,13 +217,20 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   return parts.join(', ');
 }
 
+/** The options after `npm run bench:compare` that a result's header tells the reader to use. */
+function reproduceArgs(quick: boolean, floor: boolean): string {
+  const args = [...(quick ? ['--quick'] : []), ...(floor ? ['--with-floor'] : [])];
+  return args.length > 0 ? ` -- ${args.join(' ')}` : '';
+}
+
 /** Summaries, table and chart again from an earlier run's records (with this version's titles). */
 function render(file: string): number {
   const r = JSON.parse(readFileSync(file, 'utf8')) as { runs: RunRecord[]; summaries: ScenarioSummary[]; profile: string; rounds: number; duration: string; clients: number; startedAt: string;
     machine: { cores: number; cpu: string; memoryGiB: number }; versions: Record<string, string> };
   const ids = new Set(r.summaries.map((s) => s.id));
   const notes = new Map(r.summaries.flatMap((s) => (s.note !== undefined ? [[s.id, s.note] as const] : [])));
-  const plan = scenarios({ clients: r.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 }).filter((s) => ids.has(s.id));
+  const floor = r.runs.some((x) => x.target === 'floor');
+  const plan = scenarios({ clients: r.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000, floor }).filter((s) => ids.has(s.id));
   const sums = plan.map((s) => summarize(s, r.runs, notes.get(s.id)));
   const date = r.startedAt.slice(0, 10);
   const v = r.versions;
@@ -221,7 +238,7 @@ function render(file: string): number {
     `portier ${v['portier']}, Dovecot ${v['dovecot']}, nginx ${v['nginx']}, Node ${v['node']}`;
   const base = file.replace(/\.json$/, '');
   writeFileSync(file, `${JSON.stringify({ ...r, summaries: sums }, null, 1)}\n`);
-  const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${r.profile === 'quick' ? ' -- --quick' : ''}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
+  const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${reproduceArgs(r.profile === 'quick', floor)}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
   writeFileSync(`${base}.md`, md);
   writeFileSync(`${base}.svg`, svg(sums, subtitle));
   process.stdout.write(md);
@@ -257,11 +274,12 @@ function parseOpts(argv: string[]): Opts {
       keep: { type: 'boolean', default: false },
       'merge-into': { type: 'string' },
       render: { type: 'string' },
+      'with-floor': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help === true) {
-    process.stdout.write('npm run bench:compare -- [--quick] [--rounds 2] [--duration 8s] [--clients 128] [--only id,id] [--workers auto] [--out-dir DIR] [--keep]\n');
+    process.stdout.write('npm run bench:compare -- [--quick] [--rounds 2] [--duration 8s] [--clients 128] [--only id,id] [--workers auto] [--with-floor] [--out-dir DIR] [--keep]\n');
     process.exit(0);
   }
   const quick = values.quick === true;
@@ -280,6 +298,7 @@ function parseOpts(argv: string[]): Opts {
     ...(values['merge-into'] !== undefined ? { mergeInto: values['merge-into'] } : {}),
     ...(values.render !== undefined ? { render: values.render } : {}),
     messageSize: 10 * 1024 * 1024,
+    withFloor: values['with-floor'] === true,
   };
 }
 
@@ -287,7 +306,7 @@ async function main(): Promise<number> {
   const o = parseOpts(process.argv.slice(2));
   if (o.render !== undefined) return render(o.render);
   const started = new Date();
-  const plan = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 })
+  const plan = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000, floor: o.withFloor })
     .filter((s) => (o.quick ? s.full !== true : true))
     .filter((s) => o.only === undefined || o.only.includes(s.id));
   const log = (line: string): void => {
@@ -305,7 +324,7 @@ async function main(): Promise<number> {
   process.on('exit', killAllSync);
   const runs: RunRecord[] = [];
   try {
-    for (const p of ['backend', 'instant', 'auth', 'nginx', 'dovecot', 'portier'] as const) {
+    for (const p of ['backend', 'instant', 'auth', 'nginx', 'dovecot', 'portier', ...(o.withFloor ? ['floor'] : [])] as PeerName[]) {
       await peers.start(p);
       log(`  started ${p} (pid ${peers.pid(p)})`);
     }
@@ -341,7 +360,7 @@ async function main(): Promise<number> {
     if (earlier !== undefined) {
       const ids = new Set(plan.map((s) => s.id));
       runs.unshift(...earlier.runs.filter((r) => !ids.has(r.scenario)));
-      const all = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 });
+      const all = scenarios({ clients: o.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000, floor: o.withFloor });
       const order = earlier.summaries.map((x) => x.id);
       plan.splice(0, plan.length, ...all.filter((s) => order.includes(s.id) || ids.has(s.id)));
       for (const x of earlier.summaries) if (x.note !== undefined && !notes.has(x.id)) notes.set(x.id, x.note);
@@ -355,7 +374,7 @@ async function main(): Promise<number> {
       `portier ${vers['portier']}, Dovecot ${vers['dovecot']}, nginx ${vers['nginx']}, Node ${vers['node']}`;
     mkdirSync(o.outDir, { recursive: true });
     writeFileSync(`${base}.json`, `${JSON.stringify({ tool: 'portier-bench-compare', schema: 1, startedAt: started.toISOString(), profile: o.quick ? 'quick' : 'full', rounds: o.rounds, duration: o.duration, clients: o.clients, portierWorkers: o.workers, machine, versions: vers, summaries: sums, runs }, null, 1)}\n`);
-    const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${o.quick ? ' -- --quick' : ''}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
+    const md = markdown(sums, `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${reproduceArgs(o.quick, o.withFloor)}\` (as root: it installs Dovecot and nginx's mail module if missing).`);
     writeFileSync(`${base}.md`, md);
     writeFileSync(`${base}.svg`, svg(sums, subtitle));
     process.stdout.write(`\n${md}\nwritten: ${base}.json, ${base}.md, ${base}.svg\n`);

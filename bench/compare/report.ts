@@ -132,17 +132,27 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
 const fmt = (n: number | undefined): string => (n === undefined ? '–' : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
 const ratioText = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
 
+/** Whether the Node floor ran in any scenario (`--with-floor`): only then its column, ratio and series appear. */
+export function hasFloor(sums: readonly ScenarioSummary[]): boolean {
+  return sums.some((s) => s.values.floor !== undefined || s.errors.floor !== undefined);
+}
+
 export function markdown(sums: readonly ScenarioSummary[], header: string): string {
-  const lines = [header, '', '| scenario | unit | direct | portier | Dovecot proxy | nginx | portier / direct | portier / Dovecot | portier / nginx | goal | met |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |'];
+  const floor = hasFloor(sums);
+  const lines = floor
+    ? [header, '', '| scenario | unit | direct | portier | Dovecot proxy | nginx | Node floor | portier / direct | portier / Dovecot | portier / nginx | portier / floor | goal | met |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |']
+    : [header, '', '| scenario | unit | direct | portier | Dovecot proxy | nginx | portier / direct | portier / Dovecot | portier / nginx | goal | met |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |'];
   for (const s of sums) {
     const v = s.values;
     const direct = s.metric === 'p50AddedUs' ? undefined : v.direct;
     const nginx = s.nginxAuthUs !== undefined && s.nginxAuthUs > 0.05 && v.nginx !== undefined ? `${fmt(v.nginx)} (+${fmt(s.nginxAuthUs)} auth_http)` : fmt(v.nginx);
-    lines.push(`| ${s.title} | ${s.unit} | ${s.metric === 'p50AddedUs' ? '0' : fmt(v.direct)} | **${fmt(v.portier)}** | ${fmt(v.dovecot)} | ${nginx} | ${ratioText(v.portier, direct)} | ${ratioText(v.portier, v.dovecot)} | ${ratioText(v.portier, v.nginx)} | ${s.goal ?? ''} | ${s.met === undefined ? '–' : s.met ? 'yes' : '**no**'} |`);
+    const met = `${s.goal ?? ''} | ${s.met === undefined ? '–' : s.met ? 'yes' : '**no**'} |`;
+    if (floor) lines.push(`| ${s.title} | ${s.unit} | ${s.metric === 'p50AddedUs' ? '0' : fmt(v.direct)} | **${fmt(v.portier)}** | ${fmt(v.dovecot)} | ${nginx} | ${fmt(v.floor)} | ${ratioText(v.portier, direct)} | ${ratioText(v.portier, v.dovecot)} | ${ratioText(v.portier, v.nginx)} | ${ratioText(v.portier, v.floor)} | ${met}`);
+    else lines.push(`| ${s.title} | ${s.unit} | ${s.metric === 'p50AddedUs' ? '0' : fmt(v.direct)} | **${fmt(v.portier)}** | ${fmt(v.dovecot)} | ${nginx} | ${ratioText(v.portier, direct)} | ${ratioText(v.portier, v.dovecot)} | ${ratioText(v.portier, v.nginx)} | ${met}`);
   }
   const extras: string[] = [];
   for (const s of sums) {
-    if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct').map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
+    if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct' && (t !== 'floor' || s.p99Added?.floor !== undefined)).map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
     if (s.sessionsPerGiB !== undefined) extras.push(`- ${s.title}: sessions per GiB ${TARGETS.map((t) => (s.sessionsPerGiB?.[t] !== undefined ? `${t} ${fmt(s.sessionsPerGiB[t])}` : '')).filter(Boolean).join(', ')}`);
     if (s.belowNoise !== undefined) extras.push(`- ${s.title}: ${s.belowNoise.join(', ')} below garbage-collection noise in at least one round (the process shrank while the sessions logged in), so no figure at this size`);
     if (s.upperBound !== undefined) extras.push(`- ${s.title}: ${s.upperBound.join(', ')} in at least one round as growth over the whole run per session (an upper bound: the marginal figure was below garbage-collection noise)`);
@@ -155,8 +165,8 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
   return `${lines.join('\n')}\n`;
 }
 
-const COLORS: Record<Target, string> = { direct: '#9aa5b1', portier: '#1f6feb', dovecot: '#d9822b', nginx: '#2da44e' };
-const NAMES: Record<Target, string> = { direct: 'direct', portier: 'portier', dovecot: 'Dovecot proxy', nginx: 'nginx' };
+const COLORS: Record<Target, string> = { direct: '#9aa5b1', portier: '#1f6feb', dovecot: '#d9822b', nginx: '#2da44e', floor: '#8250df' };
+const NAMES: Record<Target, string> = { direct: 'direct', portier: 'portier', dovecot: 'Dovecot proxy', nginx: 'nginx', floor: 'Node floor' };
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -175,7 +185,9 @@ function goalLine(s: ScenarioSummary): number | undefined {
 export function svg(sums: readonly ScenarioSummary[], subtitle: string): string {
   const cols = 3;
   const pw = 330;
-  const ph = 160;
+  const floor = hasFloor(sums);
+  // A fifth bar needs room above the goal line's text.
+  const ph = floor ? 181 : 160;
   const top = 92;
   const rows = Math.ceil(sums.length / cols);
   const width = cols * pw + 20;
@@ -190,7 +202,7 @@ export function svg(sums: readonly ScenarioSummary[], subtitle: string): string 
   out.push(`<text x="14" y="46" font-size="11.5" fill="#57606a">${esc(subtitle.slice(0, cut + 1))}</text>`);
   if (cut < subtitle.length) out.push(`<text x="14" y="61" font-size="11.5" fill="#57606a">${esc(subtitle.slice(cut + 1).trim())}</text>`);
   let lx = 14;
-  for (const t of TARGETS) {
+  for (const t of TARGETS.filter((x) => floor || x !== 'floor')) {
     out.push(`<rect x="${lx}" y="70" width="12" height="12" rx="2" fill="${COLORS[t]}"/><text x="${lx + 16}" y="80.5" font-size="11.5" fill="#1b1f24">${NAMES[t]}</text>`);
     lx += 30 + NAMES[t].length * 7;
   }

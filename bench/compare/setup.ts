@@ -18,6 +18,8 @@ export const ADDR = {
   dovecotProxy: '127.0.2.8',
   nginx: '127.0.2.9',
   authHttp: '127.0.2.10',
+  /** bench/floor-proxy.ts, the Node floor (`--with-floor`). */
+  floor: '127.0.2.11',
 } as const;
 
 export const PORTS = { imap: 143, imaps: 993, pop3: 110, pop3s: 995, lmtp: 24, authHttp: 8080 } as const;

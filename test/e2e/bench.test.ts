@@ -4,13 +4,15 @@
  * byte totals and accounting come out right. Nothing here asserts a speed.
  */
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BenchResult } from '../../bench/lib/result.js';
 import { passdbEntry, testConfig } from '../support/config.js';
 import { freePort } from '../support/ports.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
-import { runCommand, startProcess, waitForPort, type ManagedProcess } from '../support/procs.js';
+import { makeCert } from '../../bench/compare/setup.js';
+import { runCommand, startProcess, waitFor, waitForPort, type ManagedProcess } from '../support/procs.js';
 import { makeTempDir } from '../support/tmp.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -18,8 +20,11 @@ const BACKEND = '127.0.0.3';
 const MESSAGE = 256 * 1024;
 let backend: ManagedProcess;
 let px: RunningPortier;
+let floor: ManagedProcess;
 let dir: string;
 const ports = { imap: 0, pop3: 0, lmtp: 0 };
+/** bench/floor-proxy.ts on 127.0.0.1, in front of the same instant backend. */
+const floorPorts = { imap: 0, imaps: 0, pop3: 0, pop3s: 0 };
 
 async function bench(mode: string, port: number, args: string[]): Promise<BenchResult> {
   const out = join(dir, `${mode}-${port}.json`);
@@ -57,9 +62,22 @@ beforeAll(async () => {
     }),
     { users: `${users}\n` },
   );
+  // The Node floor, two workers (node:cluster, shared listeners), userN routed to the instant backend.
+  const ecdsa = await makeCert(dir, 'ecdsa', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+  const rsa = await makeCert(dir, 'rsa', ['-newkey', 'rsa:2048']);
+  for (const k of ['imap', 'imaps', 'pop3', 'pop3s'] as const) floorPorts[k] = await freePort('127.0.0.1');
+  floor = await startProcess({
+    name: 'floor-proxy',
+    command: process.execPath,
+    args: [join(ROOT, 'dist-bench', 'bench', 'floor-proxy.js'), '--host', '127.0.0.1', '--imap', String(floorPorts.imap), '--imaps', String(floorPorts.imaps),
+      '--pop3', String(floorPorts.pop3), '--pop3s', String(floorPorts.pop3s), '--cert', ecdsa.cert, '--key', ecdsa.key, '--cert', rsa.cert, '--key', rsa.key,
+      '--dovecot', BACKEND, '--instant', BACKEND, '--backend-imap', String(ports.imap), '--backend-pop3', String(ports.pop3), '--workers', '2'],
+  });
+  await waitFor('the floor proxy\'s workers', () => floor.output().includes('"ready":true'), 20_000, { proc: floor });
 }, 180_000);
 
 afterAll(async () => {
+  await floor?.stop();
   await px?.stop();
   await backend?.stop();
 });
@@ -154,4 +172,49 @@ describe('floor', () => {
   test('refuses more sessions than a process may hold here', async () => {
     await expect(runCommand(process.execPath, [join(ROOT, 'dist-bench', 'bench', 'floor.js'), '--sessions', '9000'], { timeoutMs: 30_000 })).rejects.toThrow(/exited 2:[\s\S]*--sessions 1\.\.8000/);
   }, 60_000);
+});
+
+describe('Node floor proxy (bench/floor-proxy.ts) in front of the instant backend', () => {
+  test('logins, FETCH (bytes verified) and NOOP pass through, with CPU accounted over its workers', async () => {
+    const login = await bench('login', floorPorts.imap, ['-c', '2', '-d', '1s', '--users', 'user%d:1-4', '--pids', String(floor.pid)]);
+    expect(login.errorCount).toBe(0);
+    expect(login.ops).toBeGreaterThan(5);
+    expect(login.accounting?.pids.length).toBe(3); // the primary and its two workers
+    const fetch = await bench('throughput', floorPorts.imap, ['-c', '2', '-d', '1s', '--users', 'user%d:1-4', '--expect-size', String(MESSAGE)]);
+    expect(fetch.errorCount).toBe(0);
+    expect(fetch.ops).toBeGreaterThan(0);
+    expect(fetch.bytes).toBe(fetch.ops * MESSAGE);
+    const noop = await bench('latency', floorPorts.imap, ['-d', '1s', '--users', 'iuser%d:1-4']);
+    expect(noop.errorCount).toBe(0);
+    expect(noop.ops).toBeGreaterThan(50);
+  }, 60_000);
+
+  test('implicit TLS with the ECDSA and the RSA certificate, and POP3 plain and TLS', async () => {
+    for (const keyType of ['ecdsa', 'rsa']) {
+      const r = await bench('login', floorPorts.imaps, ['-c', '2', '-d', '1s', '--tls', '--key-type', keyType, '--users', 'user%d:1-4']);
+      expect(r.errorCount, keyType).toBe(0);
+      expect(r.ops, keyType).toBeGreaterThan(2);
+    }
+    for (const [port, tls] of [[floorPorts.pop3, []], [floorPorts.pop3s, ['--tls']]] as const) {
+      const r = await bench('pop3-login', port, ['-c', '2', '-d', '1s', '--users', 'iuser%d:1-4', ...tls]);
+      expect(r.errorCount).toBe(0);
+      expect(r.ops).toBeGreaterThan(2);
+    }
+  }, 60_000);
+
+  test('a user outside the fixed rule is refused; a command pipelined after LOGIN reaches the backend', async () => {
+    const refused = await bench('login', floorPorts.imap, ['-c', '1', '-d', '1s', '--users', 'nobody%d:1-2']);
+    expect(refused.ops).toBe(0);
+    expect(refused.errors['auth']).toBeGreaterThan(0);
+    const s = connect({ host: '127.0.0.1', port: floorPorts.imap });
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    await waitFor('the greeting', () => got.startsWith('* OK'), 5000);
+    s.write('a1 LOGIN "user1" pass1\r\na2 NOOP\r\na3 LOGOUT\r\n');
+    await new Promise<void>((resolve) => s.once('close', () => resolve()));
+    expect(got).toMatch(/\r\na1 OK [^\r]*\r\n/);
+    expect(got).toMatch(/\r\na2 OK NOOP completed\.\r\n/);
+    expect(got).toMatch(/\r\na3 OK Logout completed\.\r\n$/);
+    expect(got).not.toMatch(/F[12] /); // the floor's own tags stay between it and the backend
+  }, 30_000);
 });
