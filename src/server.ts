@@ -210,8 +210,13 @@ export class Portier {
     }
     if (!this.#admit(session)) return;
     this.#sessions.add(session);
-    session.onEnd(() => this.#sessions.delete(session));
+    session.onEnd(this.#untrack);
   }
+
+  /** One function for every session (a closure each would be kept for the session's life). */
+  readonly #untrack = (session: ClientSession): void => {
+    this.#sessions.delete(session);
+  };
 
   /**
    * Pre-auth limits for the login protocols (LMTP has no login; its clients are MTAs): too

@@ -15,6 +15,7 @@ import { asAString, readIdParams, type IdParams } from './wire/args.js';
 import type { ImapCommand, ImapCommandReader } from './wire/command-reader.js';
 import { quoteIdValue } from './wire/encode.js';
 import { normalizeAddress } from '../listen/netmatch.js';
+import { GOODBYE_WINDOW, type Goodbye } from '../splice/splice.js';
 
 export interface CommandContext {
   readonly session: ClientSession;
@@ -147,8 +148,17 @@ export function login(ctx: CommandContext, tag: string, creds: LoginCredentials)
   ctx.run(runLogin(s, creds, words, { reply: (line) => ctx.reply(line), drain: () => ctx.reader.drain() }));
 }
 
-/** A backend that vanished without its own `* BYE` still gets the client a polite one. */
-const IMAP_BACKEND_GONE = {
+/**
+ * A backend that vanished without its own `* BYE` still gets the client a polite one. Kept
+ * between reads: a BYE line begun in the last GOODBYE_WINDOW bytes, else the last 6 bytes
+ * (a `\n* BYE ` split across reads).
+ */
+export const IMAP_BACKEND_GONE: Goodbye = {
   text: Buffer.from('* BYE [UNAVAILABLE] Server disconnected.\r\n'),
-  said: (tail: string) => /(^|\n)\* BYE /.test(tail),
+  keep(kept, recent) {
+    const s = kept + recent;
+    const at = s.lastIndexOf('\n* BYE ');
+    return at >= 0 && s.length - at <= GOODBYE_WINDOW ? s.slice(at) : s.slice(-6);
+  },
+  said: (kept) => kept.startsWith('\n* BYE '),
 };

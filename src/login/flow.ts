@@ -44,21 +44,16 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
   // Dovecot's mail_max_userip_connections, counted here for proxied sessions too (2.3 counts
   // only at the backend); the slot is held from the backend login until the session ends.
   const limits = s.runtime.limits;
-  const slot = [s.listener.protocol, s.peer.remoteIp, outcome.user] as const;
   const max = s.runtime.config.mail_max_userip_connections;
-  if (!limits.acquireUserIp(...slot, max)) {
+  if (!limits.acquireUserIp(s.listener.protocol, s.peer.remoteIp, outcome.user, max)) {
     s.state = 'pre-auth';
     const refusal = { kind: 'userip-limit', user: outcome.user, max } as const;
     logRefusal(s, refusal, creds.mech);
     io.reply(words.outcomeReply(refusal, s.id));
     return 'continue';
   }
-  let held = true;
-  const release = (): void => {
-    if (held) limits.releaseUserIp(...slot);
-    held = false;
-  };
-  s.onEnd(release);
+  s.userIpSlot = outcome.user;
+  s.onEnd(releaseUserIp);
   s.state = 'backend-login';
   const result = await proxyLogin(s, outcome, words.upstream);
   if (s.ended) {
@@ -66,7 +61,7 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
     return 'stop';
   }
   if (!result.ok) {
-    release();
+    releaseUserIp(s);
     s.state = 'pre-auth';
     if (result.failure.kind === 'auth-failed') s.authFailures++;
     io.reply(words.failureReply(result.failure));
@@ -84,6 +79,14 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
   });
   limits.loggedIn(s);
   return 'stop';
+}
+
+/** Give back the session's mail_max_userip_connections slot, if it holds one (shared by all sessions: no closure each). */
+function releaseUserIp(s: ClientSession): void {
+  const user = s.userIpSlot;
+  if (user === undefined) return;
+  s.userIpSlot = undefined;
+  s.runtime.limits.releaseUserIp(s.listener.protocol, s.peer.remoteIp, user);
 }
 
 function logRefusal(s: ClientSession, outcome: Exclude<AuthOutcome, { kind: 'proxy' }>, mech: string): void {

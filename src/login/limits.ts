@@ -62,7 +62,7 @@ export class ConnectionLimits {
       if (set === undefined) this.#byNet.set(net, (set = new Set()));
       set.add(session);
     }
-    session.onEnd(() => this.#forget(session));
+    session.onEnd(this.#onEnd);
     return { kind: 'admit', shed };
   }
 
@@ -104,6 +104,9 @@ export class ConnectionLimits {
   get userIpKeys(): number {
     return this.#userIp.size;
   }
+
+  /** One function for every session (a closure each would be kept for the session's life). */
+  readonly #onEnd = (session: ClientSession): void => this.#forget(session);
 
   #forget(session: ClientSession): void {
     if (!this.#preauth.has(session)) return;

@@ -108,6 +108,8 @@ export class ClientSession {
   user: string | undefined;
   /** Hops left before a login is taken for a loop (Dovecot's x-proxy-ttl; starts at 5). */
   proxyTtl = 5;
+  /** The user whose mail_max_userip_connections slot (protocol, remoteIp, user) this session holds. */
+  userIpSlot: string | undefined;
   #loginTimer: NodeJS.Timeout | undefined;
   #ended = false;
   #trusted: boolean | undefined;
@@ -144,8 +146,12 @@ export class ClientSession {
     return this.#ended;
   }
 
+  /**
+   * Run `fn` when the session ends. Pass a function shared by all sessions (it gets the
+   * session): a closure per session is kept for the session's whole life. Added once per fn.
+   */
   onEnd(fn: (session: ClientSession) => void): void {
-    this.#onEnd.push(fn);
+    if (!this.#onEnd.includes(fn)) this.#onEnd.push(fn);
   }
 
   startLoginTimer(onTimeout: () => void): void {
@@ -290,6 +296,9 @@ export class ClientSession {
     this.stopLoginTimer();
     this.state = 'spliced';
     this.backend = backend;
+    // An idle spliced session writes nothing until its closing line: its logger (a pino child
+    // once a line was written) is made again then rather than kept for hours.
+    this.#log = undefined;
   }
 
   /** A read-only snapshot for listings (`who`) and tests. */

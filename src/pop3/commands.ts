@@ -13,6 +13,7 @@ import { authPolicy, preLoginCapabilities, starttlsOffered } from './capability.
 import { authOutcomeReply, proxyFailureReply, REPLY } from './replies.js';
 import { authCommand, offeredMechanisms } from './sasl-step.js';
 import { pop3Upstream } from './upstream.js';
+import type { Goodbye } from '../splice/splice.js';
 import type { Pop3Command, Pop3LineReader } from './wire.js';
 
 export interface Pop3Context {
@@ -139,7 +140,16 @@ export function login(ctx: Pop3Context, creds: LoginCredentials): void {
  * already a status line (its QUIT answer, or its own `-ERR` on autologout): POP3 has no
  * unsolicited replies, so the client reads it as the answer to its next command.
  */
-const POP3_BACKEND_GONE = {
+export const POP3_BACKEND_GONE: Goodbye = {
   text: Buffer.from('-ERR [SYS/TEMP] Server disconnected.\r\n'),
-  said: (tail: string) => /(^|\n)(\+OK|-ERR)[^\n]*\n?$/.test(tail),
+  // Kept between reads: '\n', the first 4 bytes of the last line, and '\n' when that line is
+  // complete; '' when its start was not seen.
+  keep(kept, recent) {
+    const s = kept + recent;
+    const end = s.endsWith('\n') ? s.length - 1 : s.length;
+    const start = end === 0 ? -1 : s.lastIndexOf('\n', end - 1);
+    if (start < 0) return '';
+    return s.slice(start, Math.min(end, start + 5)) + (end < s.length ? '\n' : '');
+  },
+  said: (kept) => kept.startsWith('\n+OK') || kept.startsWith('\n-ERR'),
 };

@@ -6,13 +6,14 @@
  * the backend said one), and in a storm of such closes the client disconnects are spread out.
  *
  * One object per session and module-level listeners that find it on the socket: an idle
- * session keeps no closures (each cost a function and a scope, a dozen per session).
+ * session keeps no closures (each cost a function and a scope, a dozen per session). What an
+ * idle session holds beyond its two sockets is this object, the ClientSession and a few bytes
+ * of the backend's last line (the goodbye check), nothing per read.
  */
 import type { Socket } from 'node:net';
 import { hasSharedReads, setBackendSink, type BackendSink } from '../backend/connect.js';
 import { errorText } from '../errors.js';
 import { ignoreSocketError, type ClientSession, type EndReason } from '../login/session.js';
-import type { DisconnectSpreader } from './spread.js';
 import { CopyPool } from './copy-pool.js';
 import { unwatchIdle, watchIdle, type IdleWatched } from './idle.js';
 
@@ -29,15 +30,41 @@ export interface SpliceOptions {
   readonly idleTimeoutMs: number;
   /** login_proxy_buffer_size: bytes that may wait for the slower side before the faster pauses. */
   readonly bufferSize?: number | undefined;
-  /**
-   * The protocol's goodbye when the backend closes without one (IMAP `* BYE ...`), and how
-   * to see that the backend's last bytes (latin1, at most 1 KiB) already were one.
-   */
-  readonly goodbye?: { readonly text: Buffer; readonly said: (lastBytes: string) => boolean } | undefined;
+  /** The protocol's goodbye when the backend closes without one (IMAP `* BYE ...`). */
+  readonly goodbye?: Goodbye | undefined;
 }
 
+/**
+ * A protocol's goodbye, and how to see that the backend already said one. The splice keeps
+ * only what `keep` returns between reads (a session may idle for hours), so a protocol keeps
+ * the few bytes it needs, not the backend's output.
+ */
+export interface Goodbye {
+  readonly text: Buffer;
+  /**
+   * What to keep after the backend's newest bytes: `kept` is the last answer (GOODBYE_START
+   * before the first read, '' when bytes were skipped: `recent` then does not follow it),
+   * `recent` the newest bytes (latin1, at most GOODBYE_WINDOW of one read). Return a few
+   * bytes; longer only while a goodbye is being said.
+   */
+  keep(kept: string, recent: string): string;
+  /** Whether what was kept says the backend said goodbye itself. */
+  said(kept: string): boolean;
+}
+
+/** What the splice keeps after the backend's next read `chunk`: its newest GOODBYE_WINDOW bytes go to `g.keep`. */
+export function keepTail(g: Goodbye, kept: string, chunk: Buffer): string {
+  if (chunk.length === 0) return kept;
+  if (chunk.length <= GOODBYE_WINDOW) return g.keep(kept, chunk.toString('latin1'));
+  return g.keep('', chunk.toString('latin1', chunk.length - GOODBYE_WINDOW));
+}
+
+/** `kept` before the backend's first byte: the stream starts at a line start. */
+export const GOODBYE_START = '\n';
+/** At most this much of one read is shown to Goodbye.keep (its newest bytes). */
+export const GOODBYE_WINDOW = 1024;
+
 export const DEFAULT_BUFFER_SIZE = 64 * 1024;
-const TAIL = 1024;
 
 /** Backend bytes from the shared read buffer are copied here before they go to the client. */
 const copies = new CopyPool();
@@ -53,20 +80,35 @@ export function splice(session: ClientSession, opts: SpliceOptions): void {
   new Splice(session, opts).start(opts);
 }
 
+/**
+ * Backend names, shared by the sessions to one backend (a string each was ~50 bytes per
+ * session). Bounded: forgotten all at once past MAX_NAMES distinct names.
+ */
+const names = new Map<string, string>();
+const MAX_NAMES = 4096;
+
+function sharedName(name: string): string {
+  const known = names.get(name);
+  if (known !== undefined) return known;
+  if (names.size >= MAX_NAMES) names.clear();
+  names.set(name, name);
+  return name;
+}
+
 class Splice implements BackendSink, IdleWatched {
   readonly session: ClientSession;
   readonly client: Socket;
   readonly backend: Socket;
   readonly backendName: string;
-  readonly goodbye: SpliceOptions['goodbye'];
-  readonly spreader: DisconnectSpreader;
+  readonly goodbye: Goodbye | undefined;
   readonly limit: number;
-  readonly started = Date.now();
+  /** When the splice started, in ms after the session's start (a small integer, not a heap number). */
+  readonly startedAfter: number;
   readonly clientIn0: number;
   readonly clientOut0: number;
   reason: EndReason | undefined;
   detail = '';
-  /** The backend's last bytes (at most 1 KiB, latin1), to see whether it said goodbye itself. */
+  /** What the goodbye check keeps of the backend's output (a few bytes; '' without a goodbye). */
   tail: string;
   grace: NodeJS.Timeout | undefined;
   /** client → backend still runs (stopped once the backend is gone). */
@@ -85,31 +127,46 @@ class Splice implements BackendSink, IdleWatched {
     this.session = session;
     this.client = session.socket;
     this.backend = opts.backend;
-    this.backendName = opts.backendName;
+    this.backendName = sharedName(opts.backendName);
     this.goodbye = opts.goodbye;
-    this.spreader = session.runtime.disconnects;
     this.limit = opts.bufferSize ?? DEFAULT_BUFFER_SIZE;
     this.idleLimitMs = opts.idleTimeoutMs;
+    this.startedAfter = Date.now() - session.startedAt;
     this.clientIn0 = this.client.bytesRead;
     this.clientOut0 = this.client.bytesWritten;
-    this.tail = opts.backendRest.toString('latin1', Math.max(0, opts.backendRest.length - TAIL));
+    this.tail = '';
+    if (this.goodbye) this.tail = keepTail(this.goodbye, GOODBYE_START, opts.backendRest);
+  }
+
+  /** For listings (ClientSession.backend): the backend's name and socket. */
+  get name(): string {
+    return this.backendName;
+  }
+
+  get socket(): Socket {
+    return this.backend;
   }
 
   start(opts: SpliceOptions): void {
     const { client, backend } = this;
-    this.session.handOver({ name: opts.backendName, socket: backend });
-    client.removeAllListeners('data');
-    client.removeAllListeners('end');
-    client.removeAllListeners('timeout');
-    // Ours replaces the pre-login no-op (every error is handled below).
-    client.off('error', ignoreSocketError);
+    this.session.handOver(this);
     (client as SplicedSocket)[kSplice] = this;
     (backend as SplicedSocket)[kSplice] = this;
+    // The pre-login input handlers go, ours come. Each of ours is added before the old ones of
+    // its event are removed: an event left without listeners is a `delete` on the socket's
+    // _events, which turns it into a dictionary (~450 bytes for the session's whole life).
+    const oldData = client.rawListeners('data');
+    const oldEnd = client.rawListeners('end');
     client.on('end', clientEnd);
+    // Ours replaces the pre-login no-op (every error is handled below).
     client.on('error', clientError);
+    client.off('error', ignoreSocketError);
     client.on('close', clientClose);
     client.on('data', clientData);
     client.on('drain', clientDrain);
+    for (const fn of oldData) client.off('data', fn as (chunk: Buffer) => void);
+    for (const fn of oldEnd) client.off('end', fn as () => void);
+    client.removeAllListeners('timeout');
     backend.on('end', backendEnd);
     backend.on('error', backendError);
     backend.on('close', backendClose);
@@ -139,7 +196,7 @@ class Splice implements BackendSink, IdleWatched {
 
   /** `from`: 'own' (the write may keep the chunk), 'shared' (copy it first), or the lent buffer it is in. */
   toClient(chunk: Buffer, from: 'own' | 'shared' | Uint8Array): void {
-    this.tail = chunk.length >= TAIL ? chunk.toString('latin1', chunk.length - TAIL) : (this.tail + chunk.toString('latin1')).slice(-TAIL);
+    if (this.goodbye) this.tail = keepTail(this.goodbye, this.tail, chunk);
     this.idleActive = true;
     const client = this.client;
     if (from === 'own') {
@@ -208,7 +265,7 @@ class Splice implements BackendSink, IdleWatched {
     this.clientClosing = true;
     this.clientPumping = false;
     this.client.pause();
-    const delay = this.spreader.delayFor(this.backendName);
+    const delay = this.session.runtime.disconnects.delayFor(this.backendName);
     if (delay > 0) setTimeout(closeClientNow, delay, this).unref();
     else this.closeClientNow();
   }
@@ -245,7 +302,7 @@ class Splice implements BackendSink, IdleWatched {
       backend: this.backendName,
       in: client.bytesRead - this.clientIn0,
       out: client.bytesWritten - this.clientOut0,
-      spliced_ms: Date.now() - this.started,
+      spliced_ms: Date.now() - this.session.startedAt - this.startedAfter,
       ...(this.detail ? { error: this.detail } : {}),
     });
   }

@@ -46,6 +46,25 @@ interface Contexts {
   readonly byId: ReadonlyMap<string, Entry>;
 }
 
+/**
+ * ALPN for the server side: the first of ours the client offers, none of them a fatal
+ * no_application_protocol alert, as `ALPNProtocols` would choose. A callback shared by every
+ * connection: `ALPNProtocols` is copied into a small pooled Buffer per connection, which kept
+ * an 8 KiB pool slab alive for every ~10 idle TLS sessions (~0.8 KiB each).
+ */
+const alpnSelectors = new Map<string, (hello: { protocols: string[] }) => string | undefined>();
+
+function alpnSelector(alpn: readonly string[]): (hello: { protocols: string[] }) => string | undefined {
+  const key = alpn.join('\n');
+  let select = alpnSelectors.get(key);
+  if (select === undefined) {
+    const ours = [...alpn];
+    select = ({ protocols }) => ours.find((p) => protocols.includes(p));
+    alpnSelectors.set(key, select);
+  }
+  return select;
+}
+
 export type ServerTlsOptions = TlsOptions & { isServer: true; secureContext: SecureContext };
 
 export interface ReloadReport {
@@ -169,7 +188,7 @@ export class TlsStore {
     return {
       isServer: true,
       secureContext,
-      ...(alpn ? { ALPNProtocols: [...alpn] } : {}),
+      ...(alpn ? { ALPNCallback: alpnSelector(alpn) } : {}),
       requestCert: this.#config.ssl_verify_client_cert,
       // Verification happens in every handshake; the login decides what an invalid certificate means.
       rejectUnauthorized: false,
