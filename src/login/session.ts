@@ -174,8 +174,9 @@ export class ClientSession {
   /**
    * Put the client leg under TLS: implicit TLS (`implicit`) or after STARTTLS/STLS, whose caller
    * has already discarded any input pipelined after the command, so nothing sent in plaintext
-   * is read after the handshake. The ClientHello is read first to pick the certificate by its
-   * server name; false (and the session closed) when the handshake does not complete.
+   * is read after the handshake. When the server name decides the certificate, the ClientHello
+   * is read first to pick it (client-hello.ts); otherwise the TLS stack reads it as a plain
+   * `node:tls` server would. False (and the session closed) when the handshake does not complete.
    */
   async startTls(alpn: readonly string[] | undefined, implicit = false): Promise<boolean> {
     const raw = this.socket;
