@@ -3,6 +3,8 @@
  * retry, which reply class the client gets, and the log level (Dovecot login-proxy failure
  * types, plus `host-down` for the immediate-failure rule).
  */
+import { errorText } from '../errors.js';
+
 export type ProxyFailureKind =
   /** TCP connect refused, unreachable, or DNS failed. Retried. */
   | 'connect'
@@ -52,4 +54,9 @@ export class ProxyFailureError extends Error {
     super(f.detail);
     this.failure = f;
   }
+}
+
+/** What a caught error means for the proxy: its failure if it is one, else a bug (`protocol`, internal error). */
+export function asFailure(err: unknown): ProxyFailure {
+  return err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
 }

@@ -8,7 +8,7 @@
  * one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has started: a
  * backend that fails gives 451 to exactly the recipients it had not answered.
  */
-import { failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
+import { asFailure, failure, type ProxyFailure } from '../backend/failure.js';
 import type { ClientSession } from '../login/session.js';
 import { publishProxy } from '../telemetry/events.js';
 import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
@@ -89,7 +89,7 @@ class Group {
       this.#opened(opened, first);
       this.conn = conn;
     } catch (err) {
-      const f = toFailure(err);
+      const f = asFailure(err);
       conn?.destroy();
       if (HEALTH_FAILURES.has(f.kind)) health.failed(this.route.key, admission.probe);
       else health.released(this.route.key, admission.probe);
@@ -104,7 +104,7 @@ class Group {
     try {
       opened = await conn.again(this.route, envelope, first);
     } catch (err) {
-      const f = toFailure(err);
+      const f = asFailure(err);
       conn.destroy();
       // A backend that stopped answering would only make the client wait twice as long.
       if (f.kind === 'timeout') {
@@ -178,7 +178,7 @@ export class Transaction {
     try {
       reply = group.takeFirstReply(d) ?? (await group.conn.rcpt(d));
     } catch (err) {
-      const f = toFailure(err);
+      const f = asFailure(err);
       this.#session.log.warn({ ...log, failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
       return backendFailureReply(f);
     }
@@ -251,11 +251,6 @@ export class Transaction {
     for (const g of this.#groups.values()) if (g.conn !== undefined) this.#kept.put(g.conn, clientFacts(this.#ctx, g.conn.route));
     this.#groups.clear();
   }
-}
-
-function toFailure(err: unknown): ProxyFailure {
-  if (err instanceof ProxyFailureError) return err.failure;
-  return failure('protocol', `internal error: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 function replyLog(r: SmtpReply): string {

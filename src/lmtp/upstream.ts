@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { connectTcp, startClientTls } from '../backend/connect.js';
-import { failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
+import { asFailure, failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
 import type { BackendTls } from '../passdb/fields.js';
 import { encodeForward, formatXclient, xtextEncode, type XclientParams } from '../backend/xclient.js';
 import { errorText } from '../errors.js';
@@ -109,8 +109,6 @@ const DATA_WRITE_BATCH = 64 * 1024;
 const MAX_XCLIENT_LINE = 510;
 
 const fault = (kind: ProxyFailure['kind'], detail: string): ProxyFailureError => new ProxyFailureError(failure(kind, detail));
-
-const toFailure = (err: unknown): ProxyFailure => (err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`));
 
 export class BackendConnection {
   #route: BackendRoute;
@@ -291,7 +289,7 @@ export class BackendConnection {
       if (go.code !== 354) this.#phase = 'spent';
       return { reply: go };
     } catch (err) {
-      return { failure: toFailure(err) };
+      return { failure: asFailure(err) };
     }
   }
 
@@ -336,7 +334,7 @@ export class BackendConnection {
       if (!results.some((r) => 'reply' in r && r.reply.code === 421)) this.#phase = 'ready';
       return results;
     } catch (err) {
-      const f = toFailure(err);
+      const f = asFailure(err);
       while (results.length < recipients) results.push({ failure: f });
       return results;
     }

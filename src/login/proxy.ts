@@ -8,9 +8,8 @@ import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
-import { BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
+import { asFailure, BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
 import { decideRoute } from '../backend/route.js';
-import { errorText } from '../errors.js';
 import { publishProxy } from '../telemetry/events.js';
 import type { Socket } from 'node:net';
 import type { AuthOutcome } from './auth.js';
@@ -147,7 +146,7 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
       return { ok: true, socket: connected, rest, reply, backend };
     } catch (err) {
       reader?.destroy();
-      const f = err instanceof ProxyFailureError ? err.failure : failure('protocol', `internal error: ${errorText(err)}`);
+      const f = asFailure(err);
       if (key !== undefined) {
         if (HEALTH_FAILURES.has(f.kind)) health.failed(key, probe);
         else health.released(key, probe);
