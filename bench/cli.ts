@@ -39,6 +39,7 @@ interface RawOpts {
   expectSize?: string;
   sessions: string;
   perProcess: string;
+  steps: string;
   samplers: string;
   sampleInterval: string;
   rampTimeout: string;
@@ -92,6 +93,7 @@ export function optionsFrom(mode: Mode, r: RawOpts): BenchOptions {
     ...(r.expectSize !== undefined ? { expectSize: parseSize(r.expectSize) } : {}),
     sessions: int('--sessions', r.sessions, 1, 200_000),
     perProcess: int('--per-process', r.perProcess, 1, MAX_PER_PROCESS),
+    steps: int('--steps', r.steps, 2, 20),
     samplers: int('--samplers', r.samplers, 0, 100),
     sampleIntervalMs: parseDuration(r.sampleInterval),
     rampTimeoutMs: parseDuration(r.rampTimeout),
@@ -136,6 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--expect-size <bytes>', 'throughput: the FETCHed message\'s size (default: the first one seen); any other is an error')
     .option('--sessions <n>', 'idle: sessions to hold', String(d.sessions))
     .option('--per-process <n>', `idle: sessions per holder process (at most ${MAX_PER_PROCESS})`, String(d.perProcess))
+    .option('--steps <n>', 'idle: ramp steps, RSS sampled after each settles; KiB per session fitted over them', String(d.steps))
     .option('--samplers <n>', 'idle: sessions measuring NOOP latency meanwhile', String(d.samplers))
     .option('--sample-interval <time>', 'idle: pause between a sampler\'s NOOPs', '20ms')
     .option('--ramp-timeout <time>', 'bound on logging the sessions in before the clock starts', '180s')

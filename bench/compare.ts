@@ -211,7 +211,8 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   parts.push(`p50 ${r.latencyUs.p50} µs`, `p99 ${r.latencyUs.p99} µs`);
   if (r.accounting !== undefined && s.mode !== 'idle') parts.push(`${(r.accounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs CPU/op`);
   if (r.auxAccounting !== undefined) parts.push(`+${(r.auxAccounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs auth_http`);
-  if (r.accounting?.rssPerSessionKiB !== undefined) parts.push(`${r.accounting.rssPerSessionKiB} KiB/session${r.accounting.rssPerSessionMethod === 'total' ? ' (whole-run growth: marginal below GC noise)' : ''}`);
+  const fit = r.accounting?.rssFit;
+  if (r.accounting?.rssPerSessionKiB !== undefined) parts.push(`${r.accounting.rssPerSessionKiB} KiB/session${fit !== undefined ? ` (spread ${fit.spreadKiB}, segments ${fit.segmentsKiB.join(' ')}, fixed ${fit.fixedKiB} KiB${fit.noisy ? ', noisy' : ''})` : ''}`);
   else if (r.accounting?.rssPerSessionMethod === 'noise') parts.push('memory below GC noise');
   if (r.errorCount > 0) parts.push(`errors ${JSON.stringify(r.errors)}`);
   return parts.join(', ');

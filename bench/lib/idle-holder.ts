@@ -1,6 +1,8 @@
 /**
  * A forked holder process for the idle mode: logs in its share of sessions (a bounded
  * number at a time) and keeps them open, silent, until the parent says close or goes away.
+ * Each `start` adds `count` sessions to those held (the ramp comes in steps) and is answered
+ * by one `held`.
  * One process holds at most MAX_PER_PROCESS sessions: the open-file limit here is 20,000.
  */
 import { MAX_PER_PROCESS, endpoint, fixedUser, type BenchOptions } from './options.js';
@@ -60,6 +62,7 @@ if (process.send !== undefined) {
     process.send?.(m);
   };
   let wires: Wire[] = [];
+  let asked = 0;
   const closeAll = (): void => {
     for (const w of wires) w.destroy();
     wires = [];
@@ -69,9 +72,10 @@ if (process.send !== undefined) {
   process.on('message', (m: HolderStart | { type: 'close' }) => {
     if (m.type === 'close') closeAll();
     else if (m.type === 'start') {
-      if (m.count > MAX_PER_PROCESS) throw new Error(`idle holder: ${m.count} sessions exceed ${MAX_PER_PROCESS} per process`);
+      asked += m.count;
+      if (asked > MAX_PER_PROCESS) throw new Error(`idle holder: ${asked} sessions exceed ${MAX_PER_PROCESS} per process`);
       void hold(m.opts, m.count, send).then((w) => {
-        wires = w;
+        wires.push(...w);
       });
     }
   });

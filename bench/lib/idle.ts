@@ -2,9 +2,12 @@
  * The idle mode: M logged-in sessions held silent by forked holder processes (at most
  * --per-process each), RSS of the proxy tree measured before and with them, while a few
  * sampler sessions in this process measure NOOP round trips through the loaded proxy.
+ * The sessions log in over --steps steps with RSS sampled after each, once settled; memory
+ * per session is the slope fitted over those samples, with its spread (idle-estimate.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { Histogram } from './histogram.js';
+import { estimatePerSession, stepSizes, type RampPoint } from './idle-estimate.js';
 import type { HolderMessage, HolderStart } from './idle-holder.js';
 import { MAX_PER_PROCESS, endpoint, fixedUser, type BenchOptions } from './options.js';
 import { procDelta, sampleProcs } from './procstat.js';
@@ -18,63 +21,84 @@ function settle(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Wait until the proxy's RSS holds still (three samples 500 ms apart within 0.25 % or 256 KiB), at most `maxMs`. */
+async function settledSample(pids: readonly number[], maxMs: number): Promise<ReturnType<typeof sampleProcs>> {
+  const until = Date.now() + maxMs;
+  await settle(1000);
+  let last = sampleProcs(pids);
+  let still = 0;
+  while (Date.now() < until && still < 2) {
+    await settle(500);
+    const s = sampleProcs(pids);
+    still = Math.abs(s.rssKiB - last.rssKiB) <= Math.max(256, last.rssKiB * 0.0025) ? still + 1 : 0;
+    last = s;
+  }
+  return last;
+}
+
 export async function runIdle(o: BenchOptions): Promise<BenchResult> {
   const perProcess = Math.max(1, Math.min(o.perProcess, MAX_PER_PROCESS));
-  // At least two holders: the first half of the sessions is held, RSS sampled, then the second
-  // half; the difference per session is the marginal cost, unaffected by a heap that was full
-  // of garbage (or not yet grown) when the run began.
-  const processes = Math.max(o.sessions >= 2 ? 2 : 1, Math.ceil(o.sessions / perProcess));
+  const processes = Math.max(1, Math.ceil(o.sessions / perProcess));
   const errors: Record<string, number> = {};
   const samples: Record<string, string> = {};
   const holders: ChildProcess[] = [];
+  /** Sessions each holder has logged in, over all steps so far. */
   const opened = new Array<number>(processes).fill(0);
   const countOf = (i: number): number => Math.floor(o.sessions / processes) + (i < o.sessions % processes ? 1 : 0);
-  const base = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
-  let mid: ReturnType<typeof sampleProcs> | undefined;
-  let secondHalf = 0;
+  // The ramp comes in steps, every holder taking its share of each; RSS is sampled once settled
+  // after each step, and memory per session is fitted over those points (idle-estimate.ts).
+  const perHolderSteps = Array.from({ length: processes }, (_, i) => stepSizes(countOf(i), o.steps));
+  const steps = Math.max(...perHolderSteps.map((x) => x.length));
+  const measured = o.pids.length > 0;
+  const base = measured ? sampleProcs(o.pids) : undefined;
+  const points: RampPoint[] = [];
   const t0 = Date.now();
-  const rampBatch = (from: number, to: number): Promise<void> => new Promise<void>((resolve, reject) => {
+  for (let i = 0; i < processes; i++) holders.push(fork(new URL('./idle-holder.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const rampStep = (step: number): Promise<void> => new Promise<void>((resolve, reject) => {
+    const want = holders.filter((_, i) => (perHolderSteps[i]?.[step] ?? 0) > 0);
+    const stepOpened = new Array<number>(processes).fill(0);
     let held = 0;
-    const want = to - from;
     const deadline = setTimeout(() => reject(new Error(`idle: sessions not logged in within ${o.rampTimeoutMs} ms`)), o.rampTimeoutMs + 5000);
     const ticker = setInterval(() => {
-      if (o.progress) process.stderr.write(`bench idle: ${((Date.now() - t0) / 1000).toFixed(1)} s  sessions ${opened.reduce((a, b) => a + b, 0)}/${o.sessions}\n`);
+      if (o.progress) process.stderr.write(`bench idle: ${((Date.now() - t0) / 1000).toFixed(1)} s  step ${step + 1}/${steps}  sessions ${opened.reduce((a, b) => a + b, 0) + stepOpened.reduce((a, b) => a + b, 0)}/${o.sessions}\n`);
     }, 1000);
+    const cleanups: (() => void)[] = [];
     const done = (err?: Error): void => {
       clearTimeout(deadline);
       clearInterval(ticker);
+      for (const c of cleanups) c();
       if (err !== undefined) reject(err);
       else resolve();
     };
-    for (let i = from; i < to; i++) {
-      const child = fork(new URL('./idle-holder.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      holders.push(child);
-      let mine = false;
-      child.on('message', (m: HolderMessage) => {
-        opened[i] = m.opened;
+    if (want.length === 0) done();
+    holders.forEach((child, i) => {
+      const count = perHolderSteps[i]?.[step] ?? 0;
+      if (count === 0) return;
+      const onMessage = (m: HolderMessage): void => {
+        stepOpened[i] = m.opened;
         if (m.type === 'held') {
-          mine = true;
+          opened[i] = (opened[i] ?? 0) + m.opened;
+          stepOpened[i] = 0;
           for (const [k, v] of Object.entries(m.errors)) errors[`ramp-${k}`] = (errors[`ramp-${k}`] ?? 0) + v;
           if (m.sample !== undefined) samples['ramp'] ??= m.sample;
-          if (++held === want) done();
+          if (++held === want.length) done();
         }
+      };
+      const onExit = (code: number | null): void => done(new Error(`idle holder exited with code ${String(code)} during the ramp`));
+      child.on('message', onMessage);
+      child.on('exit', onExit);
+      cleanups.push(() => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
       });
-      child.on('exit', (code) => {
-        if (!mine) done(new Error(`idle holder exited with code ${String(code)} during the ramp`));
-      });
-      child.send({ type: 'start', opts: o, count: countOf(i) } satisfies HolderStart);
-    }
+      child.send({ type: 'start', opts: o, count } satisfies HolderStart);
+    });
   });
   try {
-    const half = Math.floor(processes / 2);
-    if (half > 0) {
-      await rampBatch(0, half);
-      await settle(5000);
-      mid = o.pids.length > 0 ? sampleProcs(o.pids) : undefined;
+    for (let step = 0; step < steps; step++) {
+      await rampStep(step);
+      if (measured) points.push({ sessions: opened.reduce((a, b) => a + b, 0), rssKiB: (await settledSample(o.pids, 6000)).rssKiB });
     }
-    const firstOpened = opened.reduce((a, b) => a + b, 0);
-    await rampBatch(half, processes);
-    secondHalf = opened.reduce((a, b) => a + b, 0) - firstOpened;
     const rampS = (Date.now() - t0) / 1000;
     const totalOpened = opened.reduce((a, b) => a + b, 0);
 
@@ -154,24 +178,20 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
     };
     if (base !== undefined && before !== undefined && after !== undefined) {
       const d = procDelta(before, after);
-      const added = secondHalf + wires.length;
-      const total = sessions > 0 ? (before.rssKiB - base.rssKiB) / sessions : 0;
-      const marginal = mid !== undefined && added > 0 ? (before.rssKiB - mid.rssKiB) / added : undefined;
-      // A garbage-collected proxy can free more between the halves than the second half adds
-      // (a login storm leaves garbage): a marginal figure at or below 0 is noise, not a cost,
-      // and the growth over the whole run from the fresh process (an upper bound) is given.
-      // When even that shrank (a collection freed more than all the sessions hold), there is
-      // no figure to give: the sessions cost less than the heap's noise.
-      const method = marginal !== undefined && marginal > 0 ? 'marginal' : total > 0 ? 'total' : 'noise';
-      const perSession = method === 'marginal' ? (marginal ?? 0) : method === 'total' ? total : undefined;
+      const est = estimatePerSession(points, base.rssKiB);
+      // No figure when the fitted cost is at or below 0: the sessions cost less than the heap's noise.
+      const perSession = est !== undefined && est.kib > 0 ? est.kib : undefined;
       result.accounting = {
         ...d,
         rssStartKiB: base.rssKiB,
         cpuSecondsPer1000Ops: ops > 0 ? Math.round((d.cpuSeconds / ops) * 1000 * 10_000) / 10_000 : 0,
-        ...(perSession !== undefined ? { rssPerSessionKiB: Math.round(perSession * 100) / 100 } : {}),
-        rssPerSessionMethod: method,
+        ...(perSession !== undefined ? { rssPerSessionKiB: perSession } : {}),
+        rssPerSessionMethod: perSession !== undefined ? 'fit' : 'noise',
+        ...(est !== undefined
+          ? { rssFit: { spreadKiB: est.spreadKiB, leastSquaresKiB: est.leastSquaresKiB, segmentsKiB: est.segmentsKiB, fixedKiB: est.fixedKiB, noisy: est.noisy, points } }
+          : {}),
       };
-      if (result.idle !== undefined && perSession !== undefined && perSession > 0) result.idle.sessionsPerGiB = Math.floor(GiB_KiB / perSession);
+      if (result.idle !== undefined && perSession !== undefined) result.idle.sessionsPerGiB = Math.floor(GiB_KiB / perSession);
     }
     return result;
   } finally {

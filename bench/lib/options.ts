@@ -47,6 +47,8 @@ export interface BenchOptions {
   /** idle: sessions held, how many per holder process, NOOP samplers and their interval. */
   sessions: number;
   perProcess: number;
+  /** idle: the ramp's steps, RSS sampled after each (the per-session figure is fitted over them). */
+  steps: number;
   samplers: number;
   sampleIntervalMs: number;
   /** idle: the longest the sessions may take to log in. */
@@ -78,6 +80,7 @@ export const DEFAULTS: Omit<BenchOptions, 'mode' | 'port'> = {
   mailbox: 'INBOX',
   sessions: 2000,
   perProcess: 8000,
+  steps: 6,
   samplers: 4,
   sampleIntervalMs: 20,
   rampTimeoutMs: 180_000,

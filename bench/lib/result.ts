@@ -8,15 +8,26 @@ export interface Accounting extends ProcDelta {
   cpuSecondsPer1000Ops: number;
   /** CPU seconds of the proxy tree per GB (10^9 bytes) moved, throughput mode. */
   cpuSecondsPerGB?: number;
-  /** idle mode: RSS added per session while the second half of the sessions logs in (marginal cost). */
+  /** idle mode: RSS per session, the slope fitted over the ramp's samples (`rssFit`). */
   rssPerSessionKiB?: number;
   /**
-   * How rssPerSessionKiB was found: `marginal` (the second half's growth per session) or,
-   * when that was at or below 0 (garbage collected between the halves), `total` (growth from
-   * the fresh process over all sessions: an upper bound), or `noise` when that shrank too
-   * (no figure: the sessions cost less than one garbage collection frees).
+   * How rssPerSessionKiB was found: `fit` (the Theil–Sen slope over RSS sampled after each
+   * ramp step), or `noise` when that slope was at or below 0 (no figure). Results written
+   * before the fit say `marginal` (the second half's growth per session) or `total` (growth
+   * from the fresh process over all sessions: an upper bound).
    */
-  rssPerSessionMethod?: 'marginal' | 'total' | 'noise';
+  rssPerSessionMethod?: 'fit' | 'marginal' | 'total' | 'noise';
+  /** idle mode: the samples and how well they agree (bench/lib/idle-estimate.ts). */
+  rssFit?: {
+    /** Interquartile range of the segment slopes; larger than the figure means noise. */
+    spreadKiB: number;
+    leastSquaresKiB: number;
+    segmentsKiB: number[];
+    /** The ramp's fixed growth (warm-up, young generation), not per session. */
+    fixedKiB: number;
+    noisy: boolean;
+    points: { sessions: number; rssKiB: number }[];
+  };
 }
 
 export interface BenchResult {
@@ -61,7 +72,8 @@ export function summarize(r: BenchResult): string {
     lines.push(`  proxy tree (${a.pids.length} processes): ${fmt(a.cpuSeconds, 2)} CPU s, ${fmt(a.cpuSecondsPer1000Ops, 3)} s per 1,000 ops` +
       (a.cpuSecondsPerGB !== undefined ? `, ${fmt(a.cpuSecondsPerGB, 2)} s per GB` : '') +
       `, RSS ${fmt(a.rssStartKiB)} -> ${fmt(a.rssEndKiB)} KiB` +
-      (a.rssPerSessionKiB !== undefined ? `, ${fmt(a.rssPerSessionKiB, 1)} KiB per session` : ''));
+      (a.rssPerSessionKiB !== undefined ? `, ${fmt(a.rssPerSessionKiB, 1)} KiB per session` : '') +
+      (a.rssFit !== undefined ? ` (spread ${fmt(a.rssFit.spreadKiB, 1)}, segments ${a.rssFit.segmentsKiB.map((x) => fmt(x, 1)).join(' ')}, fixed ${fmt(a.rssFit.fixedKiB)} KiB${a.rssFit.noisy ? ', NOISY' : ''})` : ''));
   }
   const x = r.auxAccounting;
   if (x !== undefined) lines.push(`  helper (${x.pids.length} processes): ${fmt(x.cpuSeconds, 2)} CPU s, ${fmt(x.cpuSecondsPer1000Ops, 3)} s per 1,000 ops`);

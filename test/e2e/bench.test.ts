@@ -130,16 +130,19 @@ describe('bench load generator through portier to the instant backend', () => {
   }, 60_000);
 
   test('idle: sessions held by a holder process, RSS per session from /proc', async () => {
-    const r = await bench('idle', px.port('imap'), ['--sessions', '40', '--per-process', '25', '--samplers', '2', '-d', '1s', '--users', 'user%d:1-4', '--pids', String(process.pid)]);
+    const r = await bench('idle', px.port('imap'), ['--sessions', '40', '--per-process', '25', '--steps', '4', '--samplers', '2', '-d', '1s', '--users', 'user%d:1-4', '--pids', String(process.pid)]);
     expect(r.idle?.processes).toBe(2);
     expect(r.idle?.opened).toBe(40);
     expect(r.errorCount).toBe(0);
     expect(r.ops).toBeGreaterThan(0);
-    // Never a negative figure: a figure with its method, or no figure when it was below GC noise.
+    // Never a negative figure: a fitted figure, or none when it was below GC noise; RSS sampled after each of 4 steps.
     const method = r.accounting?.rssPerSessionMethod;
-    expect(['marginal', 'total', 'noise']).toContain(method);
+    expect(['fit', 'noise']).toContain(method);
     if (method === 'noise') expect(r.accounting?.rssPerSessionKiB).toBeUndefined();
     else expect(r.accounting?.rssPerSessionKiB).toBeGreaterThan(0);
+    expect(r.accounting?.rssFit?.points.map((p) => p.sessions)).toEqual([10, 20, 30, 40]);
+    expect(r.accounting?.rssFit?.segmentsKiB).toHaveLength(3);
+    expect(r.accounting?.rssFit?.spreadKiB).toBeGreaterThanOrEqual(0);
   }, 90_000);
 
   test('pop3-login through portier', async () => {

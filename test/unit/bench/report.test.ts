@@ -102,4 +102,41 @@ describe('compare report', () => {
     expect(chart).toContain('fill="#8250df"');
     expect(svg([sums[1] as ScenarioSummary], 'subtitle')).not.toContain('Node floor');
   });
+
+  test('a memory figure below two sockets\' user-space minimum, or noisier than itself, is flagged, not judged', () => {
+    const plan = scenarios({ clients: 128, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 });
+    const idle = plan.find((s) => s.id === 'idle-2000');
+    if (idle === undefined) throw new Error('scenario missing');
+    const mem = (kib: number, spreadKiB = 0.5): BenchResult =>
+      ({ ops: 100, errorCount: 0, accounting: { rssPerSessionKiB: kib, rssPerSessionMethod: 'fit', rssFit: { spreadKiB } } }) as unknown as BenchResult;
+    const runs = (portier: [BenchResult, BenchResult], nginx = mem(9.6)): RunRecord[] => [
+      { round: 1, scenario: idle.id, target: 'portier', result: portier[0] },
+      { round: 2, scenario: idle.id, target: 'portier', result: portier[1] },
+      { round: 1, scenario: idle.id, target: 'nginx', result: nginx },
+      { round: 2, scenario: idle.id, target: 'nginx', result: nginx },
+    ];
+    // The 2026-12-02 plaintext 10,000 figure: rounds of 6.1 and 1.4 KiB.
+    const spread = summarize(idle, runs([mem(6.1), mem(1.4)]));
+    expect(spread.values.portier).toBe(3.8);
+    expect(spread.doubtful?.portier).toBe('noisy');
+    expect(spread.met).toBeUndefined();
+    // Rounds that agree on a figure no Node proxy can reach.
+    const low = summarize(idle, runs([mem(1.4), mem(1.4)]));
+    expect(low.doubtful?.portier).toBe('implausible');
+    expect(low.met).toBeUndefined();
+    // Rounds that agree, but each ramp's samples disagree by more than the figure.
+    const inner = summarize(idle, runs([mem(8, 9), mem(8.2, 10)]));
+    expect(inner.doubtful?.portier).toBe('noisy');
+    // A sound figure is judged; nginx's own is unflagged.
+    const ok = summarize(idle, runs([mem(9.0), mem(9.2)]));
+    expect(ok.doubtful).toBeUndefined();
+    expect(ok.met).toBe(true);
+    expect(summarize(idle, runs([mem(10.0), mem(10.4)])).met).toBe(false);
+    const md = markdown([spread, low, ok], 'HEADER').split('\n');
+    expect(md[4]).toMatch(/\| ≤ 9\.5 KiB \| unsure \(noisy\) \|$/);
+    expect(md[5]).toMatch(/\| unsure \(implausible\) \|$/);
+    expect(md[6]).toMatch(/\| yes \|$/);
+    expect(md.join('\n')).toContain('portier 3.8 KiB is noise: its samples disagree by more than the figure (rounds 6.1, 1.4)');
+    expect(md.join('\n')).toContain('portier 1.4 KiB is below what two sockets alone keep in user space (1.8 KiB)');
+  });
 });
