@@ -16,8 +16,6 @@ export interface Endpoint {
   readonly address: string;
   readonly port: number;
   readonly sourceIp?: string | undefined;
-  /** TCP keepalive after this much silence (tcp_keepalive); 0 or absent: off. */
-  readonly keepAliveMs?: number | undefined;
 }
 
 const DNS_TTL_MS = 30_000;
@@ -133,8 +131,6 @@ export function connectTcp(ep: Endpoint, signal: AbortSignal, sharedReads = fals
         signal.removeEventListener('abort', onAbort);
         socket.off('error', onError);
         socket.setNoDelay(true);
-        // A backend (or a NAT between) that vanishes without a FIN is found by the kernel's probes.
-        if (ep.keepAliveMs !== undefined && ep.keepAliveMs > 0) socket.setKeepAlive(true, ep.keepAliveMs);
         resolve(socket);
       },
     );

@@ -79,8 +79,9 @@ function accept(spec: ListenerSpec, socket: Socket, runtime: Runtime, frontend: 
     return;
   }
   socket.on('error', ignoreSocketError);
-  // A client that vanishes without a FIN (NAT timeout, dead phone) is found by keepalive probes.
-  if (runtime.config.tcp_keepalive > 0) socket.setKeepAlive(true, runtime.config.tcp_keepalive);
+  // tcp_keepalive is armed by the splice (a session that lasts) and by LMTP, not here: before
+  // login_timeout, a vanished client costs one pre-login slot, and a login that is over in a
+  // moment would pay 4 setsockopt calls per socket for nothing.
   const tcp: PeerFacts = {
     remoteIp: normalizeIp(socket.remoteAddress),
     remotePort: socket.remotePort ?? 0,

@@ -27,6 +27,9 @@ export const lmtpFrontend: ProtocolFrontend = {
   protocol: 'lmtp',
   alpn: 'lmtp',
   start(session) {
+    // An MTA's connection may wait between transactions: a vanished one is found by the kernel's probes.
+    const keepalive = session.runtime.config.tcp_keepalive;
+    if (keepalive > 0) session.socket.setKeepAlive(true, keepalive);
     const lmtp = new LmtpSession(session);
     sessions.set(session, lmtp);
     lmtp.start();

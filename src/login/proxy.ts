@@ -114,7 +114,6 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
         address,
         port: dport,
         sourceIp: target.sourceIp ?? session.runtime.sourceIps.next(),
-        keepAliveMs: config.tcp_keepalive,
       };
       // The co-located backend of proxy_maybe is reached in plaintext, as a local login would be.
       const plaintext = local || target.tls === 'none';

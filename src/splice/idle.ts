@@ -13,6 +13,8 @@ export interface IdleWatched {
   idleMs: number;
   readonly idleLimitMs: number;
   idleExpired(): void;
+  /** A sweep found it quiet after activity (or since it started). */
+  wentQuiet?(): void;
 }
 
 const MIN_TICK_MS = 25;
@@ -44,9 +46,12 @@ function sweep(): void {
     if (w.idleActive) {
       w.idleActive = false;
       w.idleMs = 0;
-    } else if ((w.idleMs += step) >= w.idleLimitMs) {
-      watched.delete(w);
-      w.idleExpired();
+    } else {
+      if (w.idleMs === 0) w.wentQuiet?.();
+      if ((w.idleMs += step) >= w.idleLimitMs) {
+        watched.delete(w);
+        w.idleExpired();
+      }
     }
   }
   if (watched.size === 0 && timer !== undefined) {

@@ -9,6 +9,11 @@
  * session keeps no closures (each cost a function and a scope, a dozen per session). What an
  * idle session holds beyond its two sockets is this object, the ClientSession and a few bytes
  * of the backend's last line (the goodbye check), nothing per read.
+ *
+ * tcp_keepalive is armed on both legs when the session first goes quiet (the idle sweep sees
+ * a tick without a byte), not at the start: a session that is over within a second (a POP3
+ * poll, a quick IMAP check) never pays its 8 setsockopt calls, and a quiet one is armed one
+ * to two seconds after login. Without an idle limit (no sweep) it is armed at the start.
  */
 import type { Socket } from 'node:net';
 import { hasSharedReads, setBackendSink, type BackendSink } from '../backend/connect.js';
@@ -119,6 +124,8 @@ class Splice implements BackendSink, IdleWatched {
   /** The backend is paused: more than `limit` bytes wait for the client. */
   backendHeld = false;
   closed = 0;
+  /** tcp_keepalive is armed on both sockets (at the first quiet sweep). */
+  keptAlive = false;
   idleActive = true;
   idleMs = 0;
   readonly idleLimitMs: number;
@@ -174,6 +181,7 @@ class Splice implements BackendSink, IdleWatched {
     else backend.on('data', backendData);
     backend.on('drain', backendDrain);
     if (this.idleLimitMs > 0) watchIdle(this);
+    else this.wentQuiet();
     if (opts.backendRest.length > 0) client.write(opts.backendRest);
     if (opts.clientRest.length > 0) backend.write(opts.clientRest);
     client.resume();
@@ -276,6 +284,17 @@ class Splice implements BackendSink, IdleWatched {
     if (this.goodbye && this.reason !== 'client_closed' && !this.goodbye.said(this.tail)) client.write(this.goodbye.text);
     client.end();
     this.startGrace();
+  }
+
+  /** From the idle sweep: the session has gone quiet; from now on a vanished peer is looked for. */
+  wentQuiet(): void {
+    if (this.keptAlive) return;
+    this.keptAlive = true;
+    const ms = this.session.runtime.config.tcp_keepalive;
+    if (ms <= 0) return;
+    // A peer (or a NAT between) that vanishes without a FIN is found by the kernel's probes.
+    if (!this.client.destroyed) this.client.setKeepAlive(true, ms);
+    if (!this.backend.destroyed) this.backend.setKeepAlive(true, ms);
   }
 
   idleExpired(): void {
