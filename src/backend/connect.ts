@@ -1,12 +1,14 @@
 /**
  * Connecting to a backend: DNS (short cache), source address, TCP, optional implicit TLS,
  * and a small reader the upstream dialogues await chunks from. Every wait is bounded by the
- * caller's AbortSignal (proxy_timeout); every failure is a typed ProxyFailureError.
+ * caller's Cancel (proxy_timeout: a Deadline, or any AbortSignal); every failure is a typed
+ * ProxyFailureError.
  */
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { errorText } from '../errors.js';
+import type { Cancel } from './deadline.js';
 import { failure, ProxyFailureError } from './failure.js';
 
 export interface Endpoint {
@@ -22,7 +24,7 @@ const DNS_TTL_MS = 30_000;
 const dnsCache = new Map<string, { addresses: string[]; expires: number }>();
 
 /** Resolve a backend host name (IPs pass through); cached briefly so a login storm asks once. */
-export async function resolveHost(host: string, signal: AbortSignal): Promise<string[]> {
+export async function resolveHost(host: string, signal: Cancel): Promise<string[]> {
   if (isIP(host) !== 0) return [host];
   const hit = dnsCache.get(host);
   if (hit && hit.expires > Date.now()) return hit.addresses;
@@ -104,7 +106,7 @@ export function setBackendSink(socket: Socket, sink: BackendSink | undefined): v
  * TCP to the backend. `sharedReads` (plaintext backends): its reads land in the shared buffer
  * and go to the socket's BackendSink (setBackendSink) instead of 'data' events.
  */
-export function connectTcp(ep: Endpoint, signal: AbortSignal, sharedReads = false): Promise<Socket> {
+export function connectTcp(ep: Endpoint, signal: Cancel, sharedReads = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const onAbort = (): void => {
       socket.destroy();
@@ -141,7 +143,7 @@ export function connectTcp(ep: Endpoint, signal: AbortSignal, sharedReads = fals
 }
 
 /** Client-side TLS over a connected socket (implicit TLS, or after a backend's STARTTLS OK). */
-export function startClientTls(socket: Socket, host: string, options: ConnectionOptions, signal: AbortSignal): Promise<TLSSocket> {
+export function startClientTls(socket: Socket, host: string, options: ConnectionOptions, signal: Cancel): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     // options.host, when set, is the name to verify (ssl_server_name) and wins over the caller's host.
     const tls = tlsConnect({ host, ...options, socket });
@@ -174,10 +176,10 @@ export class BackendReader implements BackendSink {
   #waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   #closed: Error | undefined;
   #corked = false;
-  readonly #signal: AbortSignal;
+  readonly #signal: Cancel;
   readonly #what: string;
 
-  constructor(socket: Socket, signal: AbortSignal, what: string) {
+  constructor(socket: Socket, signal: Cancel, what: string) {
     this.#socket = socket;
     this.#signal = signal;
     this.#what = what;
@@ -295,7 +297,7 @@ export class BackendReader implements BackendSink {
   }
 }
 
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+function abortable<T>(p: Promise<T>, signal: Cancel): Promise<T> {
   if (signal.aborted) return Promise.reject(new ProxyFailureError(failure('timeout', 'timed out')));
   return new Promise((resolve, reject) => {
     const onAbort = (): void => reject(new ProxyFailureError(failure('timeout', 'DNS lookup timed out')));

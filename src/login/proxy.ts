@@ -5,9 +5,9 @@
  * connect + upstream login; the splice has its own idle limit.
  */
 import { isIP } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
+import { Deadline, type Cancel } from '../backend/deadline.js';
 import { asFailure, BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
 import { decideRoute } from '../backend/route.js';
 import { publishProxy } from '../telemetry/events.js';
@@ -25,7 +25,7 @@ export interface UpstreamContext {
   readonly outcome: ProxyOutcome;
   readonly reader: BackendReader;
   readonly endpoint: Endpoint;
-  readonly signal: AbortSignal;
+  readonly signal: Cancel;
   /** The TTL to send to the backend (already lowered by one for this hop). */
   readonly ttl: number;
   /** The user name for the backend login (destuser, else the user). */
@@ -53,11 +53,11 @@ export type ProxyResult =
 
 export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream): Promise<ProxyResult> {
   const started = Date.now();
-  // A plain timer cleared when the login is over: AbortSignal.timeout() keeps a timer and a
-  // finalization record alive for the whole proxy_timeout, which a login storm pays for in GC.
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), outcome.target.timeoutMs ?? session.runtime.config.login_proxy_timeout).unref();
-  const result = await connectAndLogin(session, outcome, upstream, timeout.signal).finally(() => clearTimeout(timer));
+  // A plain timer cleared when the login is over (deadline.ts): AbortSignal.timeout() keeps a
+  // timer and a finalization record alive for the whole proxy_timeout, an AbortController an
+  // EventTarget per login.
+  const deadline = new Deadline(outcome.target.timeoutMs ?? session.runtime.config.login_proxy_timeout);
+  const result = await connectAndLogin(session, outcome, upstream, deadline).finally(() => deadline.clear());
   publishProxy({
     protocol: session.listener.protocol,
     backend: result.backend,
@@ -68,7 +68,7 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
   return result;
 }
 
-async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream, signal: AbortSignal): Promise<ProxyResult> {
+async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, upstream: ProtocolUpstream, signal: Deadline): Promise<ProxyResult> {
   const { config, tls, health } = session.runtime;
   const target = outcome.target;
   const port = target.port ?? (target.tls === 'ssl' ? upstream.defaultSslPort : upstream.defaultPort);
@@ -157,7 +157,7 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
       }
       attempt++;
       try {
-        await sleep(Math.min(1000, 100 * 2 ** (attempt - 1)), undefined, { signal });
+        await signal.sleep(Math.min(1000, 100 * 2 ** (attempt - 1)), () => new Error('proxy_timeout'));
       } catch {
         return { ok: false, backend, failure: failure('timeout', `gave up after ${attempt} attempts: ${f.detail}`) };
       }
