@@ -287,12 +287,25 @@ export function requestBase(session: ClientSession, mech: string, origUser: stri
 export function normalizeUser(name: string, format: string, allowed: string): string | null {
   if (name === '' || name.length > MAX_USERNAME_LENGTH) return null;
   if (allowed !== '') {
-    for (const ch of name) if (!allowed.includes(ch)) return null;
+    if (!allowedChars(allowed).test(name)) return null;
   } else if (/[\x00-\x1f\x7f]/.test(name)) {
     return null;
   }
   const { username, domain } = splitAt(name);
   return expandTemplate(format, { user: name, username, domain });
+}
+
+let charsFor = '';
+let charsRe = /^$/u;
+
+/** auth_username_chars as one anchored character class (one config value: the last one is kept). */
+function allowedChars(allowed: string): RegExp {
+  if (allowed !== charsFor) {
+    const escaped = [...allowed].map((ch) => (/[\\\]\[^-]/.test(ch) ? `\\${ch}` : ch)).join('');
+    charsRe = new RegExp(`^[${escaped}]*$`, 'u');
+    charsFor = allowed;
+  }
+  return charsRe;
 }
 
 function splitAt(name: string): { username: string; domain: string } {

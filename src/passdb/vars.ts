@@ -77,8 +77,22 @@ export function expandTokens(tokens: readonly TemplateToken[], values: VarValues
   return out;
 }
 
+/**
+ * Parsed templates by text: auth_username_format is expanded on every login, passdb fields
+ * with `%` on every lookup. Bounded (forgotten all at once past MAX_PARSED texts), since field
+ * values may differ per user; a text that does not parse is not kept.
+ */
+const parsed = new Map<string, readonly TemplateToken[]>();
+const MAX_PARSED = 1024;
+
 export function expandTemplate(template: string, values: VarValues): string {
-  return expandTokens(parseTemplate(template), values);
+  let tokens = parsed.get(template);
+  if (tokens === undefined) {
+    tokens = parseTemplate(template);
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(template, tokens);
+  }
+  return expandTokens(tokens, values);
 }
 
 /** user@domain → the parts Dovecot calls %n and %d. */
