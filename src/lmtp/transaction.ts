@@ -210,7 +210,7 @@ export class Transaction {
       groups.map(async (g) => {
         const conn = g.conn;
         const out: DataResult[] =
-          conn === undefined ? g.accepted.map(() => ({ failure: failure('remote', 'no connection') })) : await conn.data(spool.chunks(), g.accepted.length);
+          conn === undefined ? g.accepted.map(() => ({ failure: failure('remote', 'no connection') })) : await conn.data(spool.chunks(), spool.size, g.accepted.length);
         g.accepted.forEach((a, i) => results.set(a, out[i] ?? { failure: failure('protocol', 'missing reply') }));
       }),
     );

@@ -4,7 +4,8 @@
  * fallback), XCLIENT with the client's facts and the hop TTL when the backend offers it
  * (unless proxy_not_trusted), then MAIL FROM, one RCPT per recipient, DATA (as soon as the
  * client's DATA is accepted: the 354 comes back while the client sends the message), the
- * message, and one reply per recipient (RFC 2033 §4.2; SMTP: one for all). Every wait is
+ * message, and one reply per recipient (RFC 2033 §4.2; SMTP: one for all); to a backend that
+ * offers CHUNKING, one `BDAT <size> LAST` with the message instead (RFC 3030). Every wait is
  * bounded by the route's timeout, re-armed whenever the backend makes progress. A connection whose
  * transaction ended cleanly can carry the same client session's next one (`again()`,
  * kept in pool.ts); its `phase` says whether the backend is ready for MAIL.
@@ -104,6 +105,9 @@ const MAX_QUEUED_REPLIES = 1000;
 
 /** Message bytes gathered into one write towards the backend. */
 const DATA_WRITE_BATCH = 64 * 1024;
+
+/** What startData() gives for a backend that takes BDAT: go on, nothing was asked. */
+const BDAT_GO: DataStart = { reply: { code: 354, enhanced: undefined, lines: ['BDAT'] } };
 
 /** RFC 5321 §4.5.3.1.4 and Postfix's XCLIENT: a command line of at most 512 octets. */
 const MAX_XCLIENT_LINE = 510;
@@ -272,12 +276,22 @@ export class BackendConnection {
   }
 
   /**
+   * The backend takes BDAT (RFC 3030 CHUNKING): the message goes as one `BDAT <size> LAST`
+   * with its bytes, unstuffed, in the same write, and no 354 is waited for (Dovecot's
+   * smtp-client does the same when CHUNKING is offered).
+   */
+  get chunking(): boolean {
+    return this.#caps.has('CHUNKING');
+  }
+
+  /**
    * DATA, sent as soon as the client's DATA is accepted, so that the backend's 354 comes back
    * while the client is still sending the message (one round trip less per delivery). Sent
    * once per transaction; the promise never rejects: a failure before the 354 is a value.
+   * Nothing is sent to a backend that takes BDAT: its message needs no go-ahead.
    */
   startData(): Promise<DataStart> {
-    this.#dataGo ??= this.#startData();
+    this.#dataGo ??= this.chunking ? Promise.resolve(BDAT_GO) : this.#startData();
     return this.#dataGo;
   }
 
@@ -294,36 +308,50 @@ export class BackendConnection {
   }
 
   /**
-   * The message after DATA's 354 (startData, sent now if it was not yet), then the replies:
+   * The message (`size` bytes, as stored) after DATA's 354 (startData, sent now if it was
+   * not yet), or as one BDAT chunk to a CHUNKING backend, then the replies:
    * one per recipient for LMTP, one for all for SMTP. A failure before the terminating dot
    * means nothing was delivered; after it, the recipients still waiting for a reply are
    * unknown, and get the failure (a temporary reply).
    */
-  async data(message: AsyncIterable<Buffer>, recipients: number): Promise<DataResult[]> {
+  async data(message: AsyncIterable<Buffer>, size: number, recipients: number): Promise<DataResult[]> {
     const go = await this.startData();
     if ('failure' in go) return Array.from({ length: recipients }, () => ({ failure: go.failure }));
     if (go.reply.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go.reply }));
     const results: DataResult[] = [];
     try {
-      const enc = new DotEncoder();
-      // Writes of up to DATA_WRITE_BATCH, the last one with the terminating dot: a small message is one write.
+      const bdat = go === BDAT_GO;
+      const enc = bdat ? undefined : new DotEncoder();
+      // Writes of up to DATA_WRITE_BATCH, the last one with the end of the message: a small message is one write.
       let batch: Buffer[] = [];
       let batched = 0;
+      let sent = 0;
+      if (bdat) {
+        // From its first byte the chunk is message content: only destroy() ends it early.
+        this.#phase = 'data';
+        batch.push(Buffer.from(`BDAT ${size} LAST\r\n`, 'latin1'));
+      }
       for await (const chunk of message) {
-        for (const b of enc.push(chunk)) {
+        sent += chunk.length;
+        for (const b of enc === undefined ? [chunk] : enc.push(chunk)) {
           batch.push(b);
           batched += b.length;
         }
         if (batched >= DATA_WRITE_BATCH) {
-          await this.#write(Buffer.concat(batch, batched));
+          await this.#write(Buffer.concat(batch));
           batch = [];
           batched = 0;
         }
       }
+      // A chunk shorter or longer than announced would swallow or inject bytes: never finished.
+      if (bdat && sent !== size) {
+        this.destroy();
+        throw fault('protocol', `message is ${sent} bytes, BDAT announced ${size}`);
+      }
       this.#committed = true;
       // Only a DATA answered to its end leaves the backend ready for the next MAIL.
       this.#phase = 'spent';
-      batch.push(enc.end());
+      if (enc !== undefined) batch.push(enc.end());
       await this.#write(Buffer.concat(batch));
       const expected = this.route.protocol === 'lmtp' ? recipients : 1;
       for (let i = 0; i < expected; i++) results.push({ reply: await this.#reply() });

@@ -117,6 +117,8 @@ export interface FakeConn {
   dots: number;
   /** Content bytes of the DATA in progress (no dot yet). */
   pending: number;
+  /** Messages ended by BDAT ... LAST on this connection. */
+  bdats: number;
   open: boolean;
   readonly closed: Promise<void>;
 }
@@ -159,13 +161,15 @@ export interface FakeOptions {
   data?: 'ok' | 'refuse' | 'close' | 'hang';
   /** Close the connection (FIN) right after the DATA replies. */
   closeAfterData?: boolean;
+  /** Offer CHUNKING (RFC 3030) and take BDAT; `refuse`: 554 to each recipient of BDAT LAST. */
+  chunking?: 'ok' | 'refuse';
 }
 
 const CRLF = Buffer.from('\r\n');
 
 /** A scripted LMTP (or SMTP) backend on `host` (a loopback address) for failure modes. */
 export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts: FakeOptions = {}): Promise<FakeLmtp> {
-  const caps = [...(opts.noPipelining === true ? [] : ['PIPELINING']), 'ENHANCEDSTATUSCODES', ...(opts.caps ?? [])];
+  const caps = [...(opts.noPipelining === true ? [] : ['PIPELINING']), 'ENHANCEDSTATUSCODES', ...(opts.chunking !== undefined ? ['CHUNKING'] : []), ...(opts.caps ?? [])];
   const sockets = new Set<Socket>();
   const received: Buffer[] = [];
   const lines: string[] = [];
@@ -175,7 +179,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     peers.push(socket.remoteAddress ?? '');
     sockets.add(socket);
     let done!: () => void;
-    const conn: FakeConn = { lines: [], maxPerRead: 0, dots: 0, pending: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
+    const conn: FakeConn = { lines: [], maxPerRead: 0, dots: 0, pending: 0, bdats: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
     conns.push(conn);
     socket.on('close', () => {
       sockets.delete(socket);
@@ -190,11 +194,49 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     let rcpts = 0;
     let mails = 0;
     let dataBuf = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
+    /** BDAT in progress: bytes still to come, and whether it is the LAST chunk. */
+    let chunk: { left: number; last: boolean } | undefined;
+    let chunks: Buffer[] = [];
+    socket.on('data', (data: Buffer) => {
+      buf = Buffer.concat([buf, data]);
       let commands = 0;
       for (;;) {
         conn.maxPerRead = Math.max(conn.maxPerRead, commands);
+        if (chunk !== undefined) {
+          const take = Math.min(chunk.left, buf.length);
+          chunks.push(Buffer.from(buf.subarray(0, take)));
+          buf = buf.subarray(take);
+          chunk.left -= take;
+          conn.pending = chunks.reduce((n, b) => n + b.length, 0);
+          if (behaviour.kind === 'die-in-data' && conn.pending >= behaviour.afterBytes) {
+            received.push(Buffer.concat(chunks));
+            socket.destroy();
+            return;
+          }
+          if (chunk.left > 0) return;
+          const last = chunk.last;
+          chunk = undefined;
+          if (!last) {
+            socket.write('250 2.0.0 chunk OK\r\n');
+            continue;
+          }
+          conn.pending = 0;
+          conn.bdats++;
+          received.push(Buffer.concat(chunks));
+          chunks = [];
+          const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
+          for (let i = 0; i < n; i++) socket.write(opts.chunking === 'refuse' ? `554 5.6.0 fake refuses the message ${i + 1}\r\n` : `250 2.0.0 fake saved ${i + 1}\r\n`);
+          rcpts = 0;
+          if (behaviour.kind !== 'ok') {
+            socket.destroy();
+            return;
+          }
+          if (opts.closeAfterData === true) {
+            socket.end();
+            return;
+          }
+          continue;
+        }
         if (inData) {
           // The terminator may arrive split over chunks; the DATA line's CRLF counts as its first.
           dataBuf = Buffer.concat([dataBuf, buf]);
@@ -252,7 +294,13 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
             inData = true;
             socket.write('354 OK\r\n');
           }
+        } else if (verb === 'BDAT' && opts.chunking !== undefined) {
+          const m = /^BDAT (\d+)( LAST)?$/i.exec(line);
+          if (m === null) socket.write('501 5.5.4 fake: bad BDAT\r\n');
+          else chunk = { left: Number(m[1]), last: m[2] !== undefined };
+          if (chunk?.left === 0) continue;
         } else if (verb === 'RSET') {
+          chunks = [];
           rcpts = 0;
           socket.write(opts.rset === 'refuse' ? '502 5.5.1 fake has no RSET\r\n' : '250 2.0.0 OK\r\n');
         } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
