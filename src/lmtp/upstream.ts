@@ -106,6 +106,9 @@ const MAX_QUEUED_REPLIES = 1000;
 /** Message bytes gathered into one write towards the backend. */
 const DATA_WRITE_BATCH = 64 * 1024;
 
+/** After QUIT, how long the backend has to close the connection before portier cuts it. */
+const QUIT_WAIT = 1000;
+
 /** What startData() gives for a backend that takes BDAT: go on, nothing was asked. */
 const BDAT_GO: DataStart = { reply: { code: 354, enhanced: undefined, lines: ['BDAT'] } };
 
@@ -380,8 +383,12 @@ export class BackendConnection {
     }
     this.#fail(failure('remote', 'closed by portier'));
     const s = this.#socket;
-    s.end('QUIT\r\n');
-    this.#quitTimer = setTimeout(() => s.destroy(), 1000);
+    // RFC 5321 §4.1.1.10: the server closes after its 221. Closing only then leaves the
+    // TIME-WAIT on the backend's side, not on one of portier's ports (a FIN sent with the
+    // QUIT did: thousands of them slow every later connect() to that backend).
+    s.write('QUIT\r\n');
+    s.once('end', () => s.destroy());
+    this.#quitTimer = setTimeout(() => s.destroy(), QUIT_WAIT);
     this.#quitTimer.unref();
     s.once('close', () => clearTimeout(this.#quitTimer));
   }

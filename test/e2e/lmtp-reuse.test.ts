@@ -42,6 +42,8 @@ const FAKE_SCRIPTS: Record<string, Script> = {
   'no-rset': { rset: 'refuse' },
   'no-data': { data: 'refuse' },
   'no-pipelining': { noPipelining: true },
+  'quit-linger': { quitLingerMs: 300 },
+  'quit-stays': { quitLingerMs: 10_000 },
   // Five routes for the bound on kept connections, one more than LMTP_MAX_KEPT_CONNECTIONS.
   ...Object.fromEntries(Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => [`r${i}`, {}])),
 };
@@ -272,6 +274,31 @@ describe('what is never reused', () => {
 });
 
 describe('bounded, and nothing left open', () => {
+  test('QUIT: the backend closes first, portier only after it (RFC 5321 §4.1.1.10), so no TIME-WAIT is left on portier\'s ports', async () => {
+    const f = fake('quit-linger');
+    const before = f.conns.length;
+    const l = await client();
+    await transaction(l, ['quit-linger@x.example'], 'quit-order');
+    await quit(l);
+    const c = f.conns[before];
+    await c?.closed;
+    expect(c?.lines.at(-1)).toBe('QUIT');
+    // The old way (QUIT and FIN in one write) reached the backend long before its own close.
+    expect(c?.peerClosedFirst).toBe(false);
+  });
+
+  test('QUIT: a backend that answers but does not close is cut a second later', async () => {
+    const f = fake('quit-stays');
+    const before = f.conns.length;
+    const l = await client();
+    await transaction(l, ['quit-stays@x.example'], 'quit-stays');
+    const t0 = Date.now();
+    await quit(l);
+    await f.conns[before]?.closed;
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(f.conns[before]?.peerClosedFirst).toBe(true);
+  });
+
   test(`at most LMTP_MAX_KEPT_CONNECTIONS (${LMTP_MAX_KEPT_CONNECTIONS}) kept: the least recently used gets QUIT`, async () => {
     const routes = Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => fake(`r${i}`));
     const l = await client();

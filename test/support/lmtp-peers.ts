@@ -119,6 +119,8 @@ export interface FakeConn {
   pending: number;
   /** Messages ended by BDAT ... LAST on this connection. */
   bdats: number;
+  /** The proxy's FIN came before this backend closed its side (the proxy closed first). */
+  peerClosedFirst: boolean;
   open: boolean;
   readonly closed: Promise<void>;
 }
@@ -161,6 +163,8 @@ export interface FakeOptions {
   data?: 'ok' | 'refuse' | 'close' | 'hang';
   /** Close the connection (FIN) right after the DATA replies. */
   closeAfterData?: boolean;
+  /** Answer QUIT with 221 but close only this many ms later (default: at once). */
+  quitLingerMs?: number;
   /** Offer CHUNKING (RFC 3030) and take BDAT; `refuse`: 554 to each recipient of BDAT LAST. */
   chunking?: 'ok' | 'refuse';
 }
@@ -179,7 +183,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     peers.push(socket.remoteAddress ?? '');
     sockets.add(socket);
     let done!: () => void;
-    const conn: FakeConn = { lines: [], maxPerRead: 0, dots: 0, pending: 0, bdats: 0, open: true, closed: new Promise<void>((r) => (done = r)) };
+    const conn: FakeConn = { lines: [], maxPerRead: 0, dots: 0, pending: 0, bdats: 0, peerClosedFirst: false, open: true, closed: new Promise<void>((r) => (done = r)) };
     conns.push(conn);
     socket.on('close', () => {
       sockets.delete(socket);
@@ -187,6 +191,10 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
       done();
     });
     socket.on('error', () => {});
+    let closing = false;
+    socket.on('end', () => {
+      if (!closing) conn.peerClosedFirst = true;
+    });
     if (behaviour.kind === 'silent') return;
     socket.write('220 fake LMTP\r\n');
     let buf = Buffer.alloc(0);
@@ -303,7 +311,19 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           chunks = [];
           rcpts = 0;
           socket.write(opts.rset === 'refuse' ? '502 5.5.1 fake has no RSET\r\n' : '250 2.0.0 OK\r\n');
-        } else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
+        } else if (verb === 'QUIT') {
+          const linger = opts.quitLingerMs;
+          if (linger === undefined) {
+            closing = true;
+            socket.end('221 2.0.0 Bye\r\n');
+          } else {
+            socket.write('221 2.0.0 Bye\r\n');
+            setTimeout(() => {
+              closing = true;
+              socket.end();
+            }, linger);
+          }
+        }
         else socket.write('500 5.5.1 Unknown command\r\n');
       }
     });
