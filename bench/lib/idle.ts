@@ -188,7 +188,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
         ...(perSession !== undefined ? { rssPerSessionKiB: perSession } : {}),
         rssPerSessionMethod: perSession !== undefined ? 'fit' : 'noise',
         ...(est !== undefined
-          ? { rssFit: { spreadKiB: est.spreadKiB, leastSquaresKiB: est.leastSquaresKiB, segmentsKiB: est.segmentsKiB, fixedKiB: est.fixedKiB, noisy: est.noisy, points } }
+          ? { rssFit: { spreadKiB: est.spreadKiB, leastSquaresKiB: est.leastSquaresKiB, segmentsKiB: est.segmentsKiB, burnIn: est.burnIn, fixedKiB: est.fixedKiB, noisy: est.noisy, points } }
           : {}),
       };
       if (result.idle !== undefined && perSession !== undefined) result.idle.sessionsPerGiB = Math.floor(GiB_KiB / perSession);

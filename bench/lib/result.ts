@@ -23,6 +23,8 @@ export interface Accounting extends ProcDelta {
     spreadKiB: number;
     leastSquaresKiB: number;
     segmentsKiB: number[];
+    /** Leading segments not counted in the figure or the spread (the first, from five points on). */
+    burnIn: number;
     /** The ramp's fixed growth (warm-up, young generation), not per session. */
     fixedKiB: number;
     noisy: boolean;

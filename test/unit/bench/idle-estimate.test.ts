@@ -19,15 +19,16 @@ describe('estimatePerSession', () => {
     expect(e?.kib).toBe(9);
     expect(e?.leastSquaresKiB).toBe(9);
     expect(e?.segmentsKiB).toEqual([9, 9, 9, 9]);
+    expect(e?.burnIn).toBe(1);
     expect(e?.spreadKiB).toBe(0);
     expect(e?.fixedKiB).toBe(10_000);
     expect(e?.noisy).toBe(false);
   });
 
   test('one step where a collection freed memory and one where the young generation grew barely move it', () => {
-    const p = line(10, 80_000, [500, 500, 500, 500, 500, 500]);
-    // Step 3: 8 MiB returned; step 5: 16 MiB of semi-space committed.
-    const bent = p.map((q, i) => ({ sessions: q.sessions, rssKiB: q.rssKiB - (i >= 2 ? 8192 : 0) + (i >= 4 ? 16_384 : 0) }));
+    const p = line(10, 80_000, [500, 500, 500, 500, 500, 500, 500, 500]);
+    // Step 3: 8 MiB returned; step 6: 16 MiB of semi-space committed.
+    const bent = p.map((q, i) => ({ sessions: q.sessions, rssKiB: q.rssKiB - (i >= 2 ? 8192 : 0) + (i >= 5 ? 16_384 : 0) }));
     const e = estimatePerSession(bent);
     expect(e).toBeDefined();
     expect(e?.kib).toBe(10);
@@ -37,6 +38,20 @@ describe('estimatePerSession', () => {
     // Two differences alone (the old halves) would have said anything from -6 to 43 KiB.
     expect(Math.min(...(e?.segmentsKiB ?? []))).toBeLessThan(0);
     expect(Math.max(...(e?.segmentsKiB ?? []))).toBeGreaterThan(40);
+  });
+
+  test('with four segments or more, the first (the warm-up\'s young generation shrinking) is left out', () => {
+    // portier, 2,000 sessions, round 1 of the 2026-12-02 quick run: the first segment was -39 KiB.
+    const p = [1_000_000, 986_900, 987_970, 992_180, 993_530, 997_490].map((rssKiB, i) => ({ sessions: (i + 1) * 333, rssKiB }));
+    const e = estimatePerSession(p);
+    expect(e?.burnIn).toBe(1);
+    expect(e?.segmentsKiB[0]).toBeLessThan(-30);
+    expect(e?.kib).toBeGreaterThan(7);
+    expect(e?.kib).toBeLessThan(9);
+    // Its segments alternate between about 3 and 12 KiB: more spread than figure, so noisy.
+    expect(e?.noisy).toBe(true);
+    // Three segments: none is left out.
+    expect(estimatePerSession(p.slice(0, 4))?.burnIn).toBe(0);
   });
 
   test('samples without a trend, only jitter: noisy, whatever the slope says', () => {
