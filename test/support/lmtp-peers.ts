@@ -205,6 +205,24 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
     /** BDAT in progress: bytes still to come, and whether it is the LAST chunk. */
     let chunk: { left: number; last: boolean } | undefined;
     let chunks: Buffer[] = [];
+    /**
+     * The replies to a whole message (DATA's dot or BDAT LAST): one per recipient (SMTP: one),
+     * fewer with partial-replies; false when the behaviour ends the connection here.
+     */
+    const answerMessage = (refuse: boolean): boolean => {
+      const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
+      for (let i = 0; i < n; i++) socket.write(refuse ? `554 5.6.0 fake refuses the message ${i + 1}\r\n` : `250 2.0.0 fake saved ${i + 1}\r\n`);
+      rcpts = 0;
+      if (behaviour.kind !== 'ok') {
+        socket.destroy();
+        return false;
+      }
+      if (opts.closeAfterData === true) {
+        socket.end();
+        return false;
+      }
+      return true;
+    };
     socket.on('data', (data: Buffer) => {
       buf = Buffer.concat([buf, data]);
       let commands = 0;
@@ -232,17 +250,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           conn.bdats++;
           received.push(Buffer.concat(chunks));
           chunks = [];
-          const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
-          for (let i = 0; i < n; i++) socket.write(opts.chunking === 'refuse' ? `554 5.6.0 fake refuses the message ${i + 1}\r\n` : `250 2.0.0 fake saved ${i + 1}\r\n`);
-          rcpts = 0;
-          if (behaviour.kind !== 'ok') {
-            socket.destroy();
-            return;
-          }
-          if (opts.closeAfterData === true) {
-            socket.end();
-            return;
-          }
+          if (!answerMessage(opts.chunking === 'refuse')) return;
           continue;
         }
         if (inData) {
@@ -263,17 +271,7 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
           inData = false;
           conn.dots++;
           received.push(content);
-          const n = opts.smtp === true ? 1 : behaviour.kind === 'partial-replies' ? Math.min(behaviour.replies, rcpts) : rcpts;
-          for (let i = 0; i < n; i++) socket.write(`250 2.0.0 fake saved ${i + 1}\r\n`);
-          rcpts = 0;
-          if (behaviour.kind !== 'ok') {
-            socket.destroy();
-            return;
-          }
-          if (opts.closeAfterData === true) {
-            socket.end();
-            return;
-          }
+          if (!answerMessage(false)) return;
           continue;
         }
         const lf = buf.indexOf('\n');
