@@ -8,10 +8,10 @@
  * (lmtp-early-data.test.ts); Dovecot itself offers CHUNKING (lmtp-proxy.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { CLIENT_IP, greeted } from '../support/clients.js';
 import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import type { LineClient } from '../support/lines.js';
-import { readReply, reply, startFakeLmtp, type FakeConn, type FakeLmtp } from '../support/lmtp-peers.js';
+import { envelope, fakeConn as conn, lhloClient, quit, replies, saved, testMessage as message } from '../support/lmtp-mta.js';
+import { reply, startFakeLmtp, type FakeConn, type FakeLmtp } from '../support/lmtp-peers.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 
 const FAKE_IP = '127.0.0.7';
@@ -21,6 +21,8 @@ let refuser: FakeLmtp;
 let smtp: FakeLmtp;
 let plain: FakeLmtp;
 let px: RunningPortier;
+
+const client = (): Promise<LineClient> => lhloClient(px);
 
 function users(): string {
   const at = (f: FakeLmtp, extra = ''): string => `proxy=y host=${FAKE_IP} port=${f.port}${extra}`;
@@ -35,47 +37,9 @@ function users(): string {
   ].join('\n');
 }
 
-function message(subject: string, body = 'Hello.\r\n'): Buffer {
-  return Buffer.from(`From: sender@example.org\r\nSubject: ${subject}\r\n\r\n${body}`);
-}
-
 /** The message as the client sends it after 354 (dot-stuffed, terminated). */
 function wire(m: Buffer): Buffer {
   return Buffer.concat([Buffer.from(m.toString('latin1').replace(/^\./gm, '..'), 'latin1'), Buffer.from('.\r\n')]);
-}
-
-async function client(): Promise<LineClient> {
-  const l = await greeted(px, 'lmtp', { from: CLIENT_IP, greetingTimeoutMs: 10_000 });
-  expect(l.greeting).toMatch(/^220 /);
-  l.write('LHLO mta.test\r\n');
-  await readReply(l);
-  return l;
-}
-
-async function envelope(l: LineClient, rcpts: string[]): Promise<void> {
-  l.write(`MAIL FROM:<s@example.org>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join('')}DATA\r\n`);
-  expect(await reply(l)).toBe('250 2.1.0 OK');
-  for (const r of rcpts) expect(await reply(l), r).toBe('250 2.1.5 OK');
-  expect(await reply(l)).toBe('354 OK');
-}
-
-async function replies(l: LineClient, n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(await reply(l));
-  return out;
-}
-
-function conn(f: FakeLmtp, i: number): FakeConn {
-  const c = f.conns[i];
-  if (c === undefined) throw new Error(`no connection ${i}`);
-  return c;
-}
-
-const saved = (rcpt: string): RegExp => new RegExp(`^250 2\\.0\\.0 <${rcpt.replace('.', '\\.')}> \\S+ Saved$`);
-
-async function quit(l: LineClient): Promise<void> {
-  l.write('QUIT\r\n');
-  expect(await reply(l)).toBe('221 2.0.0 Bye');
 }
 
 beforeAll(async () => {

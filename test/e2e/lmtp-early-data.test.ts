@@ -10,10 +10,10 @@
 import { rename } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { LMTP_CLIENT_IDLE_TIMEOUT } from '../../src/lmtp/session.js';
-import { CLIENT_IP, greeted } from '../support/clients.js';
 import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
 import type { LineClient } from '../support/lines.js';
-import { readReply, reply, startFakeLmtp, type FakeConn, type FakeLmtp } from '../support/lmtp-peers.js';
+import { envelope, fakeConn as conn, lhloClient, quit, replies, saved, testMessage as message } from '../support/lmtp-mta.js';
+import { reply, startFakeLmtp, type FakeConn, type FakeLmtp } from '../support/lmtp-peers.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
 import { makeTempDir } from '../support/tmp.js';
 
@@ -25,6 +25,8 @@ let closer: FakeLmtp;
 let hanger: FakeLmtp;
 let spoolDir: string;
 let px: RunningPortier;
+
+const client = (): Promise<LineClient> => lhloClient(px);
 
 function users(): string {
   const at = (f: FakeLmtp, extra = ''): string => `proxy=y host=${FAKE_IP} port=${f.port}${extra}`;
@@ -38,33 +40,7 @@ function users(): string {
   ].join('\n');
 }
 
-function message(subject: string, body = 'Hello.\r\n'): Buffer {
-  return Buffer.from(`From: sender@example.org\r\nSubject: ${subject}\r\n\r\n${body}`);
-}
-
 const DOT = Buffer.from('.\r\n');
-
-async function client(): Promise<LineClient> {
-  const l = await greeted(px, 'lmtp', { from: CLIENT_IP, greetingTimeoutMs: 10_000 });
-  expect(l.greeting).toMatch(/^220 /);
-  l.write('LHLO mta.test\r\n');
-  await readReply(l);
-  return l;
-}
-
-/** MAIL, the RCPTs and DATA in one write (RFC 2920), up to the 354; `rcptReplies` as expected. */
-async function envelope(l: LineClient, rcpts: string[], rcptReplies = rcpts.map(() => '250 2.1.5 OK')): Promise<void> {
-  l.write(`MAIL FROM:<s@example.org>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join('')}DATA\r\n`);
-  expect(await reply(l)).toBe('250 2.1.0 OK');
-  for (const [i, want] of rcptReplies.entries()) expect(await reply(l), rcpts[i]).toBe(want);
-  expect(await reply(l)).toBe('354 OK');
-}
-
-async function replies(l: LineClient, n: number, timeoutMs = 10_000): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(await reply(l, timeoutMs));
-  return out;
-}
 
 /** Poll until `cond` holds (bounded). */
 async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -75,20 +51,7 @@ async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promi
   }
 }
 
-function conn(f: FakeLmtp, i: number): FakeConn {
-  const c = f.conns[i];
-  if (c === undefined) throw new Error(`no connection ${i}`);
-  return c;
-}
-
 const dataCommands = (c: FakeConn): number => c.lines.filter((x) => x === 'DATA').length;
-
-const saved = (rcpt: string): RegExp => new RegExp(`^250 2\\.0\\.0 <${rcpt.replace('.', '\\.')}> \\S+ Saved$`);
-
-async function quit(l: LineClient): Promise<void> {
-  l.write('QUIT\r\n');
-  expect(await reply(l)).toBe('221 2.0.0 Bye');
-}
 
 beforeAll(async () => {
   [good, refuser, closer, hanger] = await Promise.all([
