@@ -94,8 +94,11 @@ export function clientFacts(ctx: UpstreamContext, route: BackendRoute): string {
 /** What the backend said to one recipient's DATA, or why it said nothing. */
 export type DataResult = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
 
-/** The backend's reply to the DATA command itself (354 to go on), or why there was none. */
-export type DataStart = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure };
+/**
+ * The backend's reply to the DATA command itself (354 to go on), or why there was none, or
+ * `bdat`: a CHUNKING backend, asked nothing, takes the message as one BDAT.
+ */
+export type DataStart = { readonly reply: SmtpReply } | { readonly failure: ProxyFailure } | { readonly bdat: true };
 
 /** XCLIENT attributes portier can fill in; only those the backend lists are sent. */
 const XCLIENT_ATTRS = ['ADDR', 'PORT', 'HELO', 'PROTO', 'SESSION', 'TTL'] as const;
@@ -109,8 +112,7 @@ const DATA_WRITE_BATCH = 64 * 1024;
 /** After QUIT, how long the backend has to close the connection before portier cuts it. */
 const QUIT_WAIT = 1000;
 
-/** What startData() gives for a backend that takes BDAT: go on, nothing was asked. */
-const BDAT_GO: DataStart = { reply: { code: 354, enhanced: undefined, lines: ['BDAT'] } };
+const BDAT_GO: DataStart = { bdat: true };
 
 /** RFC 5321 §4.5.3.1.4 and Postfix's XCLIENT: a command line of at most 512 octets. */
 const MAX_XCLIENT_LINE = 510;
@@ -320,10 +322,10 @@ export class BackendConnection {
   async data(message: AsyncIterable<Buffer>, size: number, recipients: number): Promise<DataResult[]> {
     const go = await this.startData();
     if ('failure' in go) return Array.from({ length: recipients }, () => ({ failure: go.failure }));
-    if (go.reply.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go.reply }));
+    if ('reply' in go && go.reply.code !== 354) return Array.from({ length: recipients }, () => ({ reply: go.reply }));
     const results: DataResult[] = [];
     try {
-      const bdat = go === BDAT_GO;
+      const bdat = 'bdat' in go;
       const enc = bdat ? undefined : new DotEncoder();
       // Writes of up to DATA_WRITE_BATCH, the last one with the end of the message: a small message is one write.
       let batch: Buffer[] = [];
