@@ -59,7 +59,9 @@ describe('event loop under hashing load', () => {
   });
 
   // Issue 5's bound: lag under 20 ms. The same work inline would stall the loop for >= 500 ms.
-  it('100 parallel SHA512-CRYPT verifies keep the event loop lag under 20 ms', async () => {
+  // A shared 2-core box can still deschedule the whole process for a moment (it failed once
+  // under load 13 from other test runs), so one retry: a real stall fails every attempt.
+  it('100 parallel SHA512-CRYPT verifies keep the event loop lag under 20 ms', { retry: 1 }, async () => {
     expect(await verifyPassword(SHA512, PW, opts)).toBe('ok'); // start the worker outside the measurement
     const t0 = performance.now();
     const lag = await measureLag(() => Promise.all(Array.from({ length: 100 }, () => verifyPassword(SHA512, PW, opts))));
