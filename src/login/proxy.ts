@@ -138,10 +138,12 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
       const connected = detached.socket;
       const rest = framed.length === 0 ? detached.rest : Buffer.concat([framed, detached.rest]);
       health.succeeded(key);
-      session.log.info(
-        { user: outcome.user, destuser, master: outcome.masterUser, backend, reconnects: attempt || undefined, login_ms: Date.now() - started },
-        `Started proxying to ${backend}`,
-      );
+      if (session.log.enabled('info')) {
+        session.log.info(
+          { user: outcome.user, destuser, master: outcome.masterUser, backend, reconnects: attempt || undefined, login_ms: Date.now() - started },
+          `Started proxying to ${backend}`,
+        );
+      }
       return { ok: true, socket: connected, rest, reply, backend };
     } catch (err) {
       reader?.destroy();

@@ -152,7 +152,7 @@ export class ClientSession {
    * session): a closure per session is kept for the session's whole life. Added once per fn.
    */
   onEnd(fn: (session: ClientSession) => void): void {
-    if (!this.#onEnd.includes(fn)) this.#onEnd = this.#onEnd.concat(fn);
+    if (!this.#onEnd.includes(fn)) this.#onEnd = [...this.#onEnd, fn];
   }
 
   startLoginTimer(onTimeout: () => void): void {
@@ -241,7 +241,7 @@ export class ClientSession {
     this.localName = typeof sni === 'string' && sni !== '' ? sni : undefined;
     const config = this.runtime.config;
     if (config.ssl_verify_client_cert) this.clientCert = clientCertInfo(tlsSocket, config.ssl_cert_username_field);
-    this.log.debug(
+    if (this.log.enabled('debug')) this.log.debug(
       {
         tls_protocol: tlsSocket.getProtocol(),
         cipher: tlsSocket.getCipher().name,
@@ -325,7 +325,8 @@ export class ClientSession {
     if (this.#ended) return;
     this.#ended = true;
     this.state = 'closed';
-    this.log.info({ reason, user: this.user, rip: this.peer.remoteIp, duration_ms: Date.now() - this.startedAt, ...extra }, message);
+    const log = this.log;
+    if (log.enabled('info')) log.info({ reason, user: this.user, rip: this.peer.remoteIp, duration_ms: Date.now() - this.startedAt, ...extra }, message);
     const bytesIn = typeof extra['in'] === 'number' ? extra['in'] : 0;
     const bytesOut = typeof extra['out'] === 'number' ? extra['out'] : 0;
     publishSessionEnd({ protocol: this.listener.protocol, reason, spliced: true, bytesIn, bytesOut, seconds: (Date.now() - this.startedAt) / 1000 });
