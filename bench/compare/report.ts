@@ -10,6 +10,8 @@ export interface RunRecord {
   round: number;
   scenario: string;
   target: Target;
+  /** bench/lib/host-probe.ts, taken just before this run (absent in older results). */
+  hostProbeMs?: number;
   result?: BenchResult;
   error?: string;
 }
