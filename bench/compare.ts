@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { imapLogout, imapOpen, imapSelect } from './lib/protocols.js';
-import { hostProbeMs, hostSpeed, hostSpeedLine } from './lib/host-probe.js';
+import { hostProbe, hostSpeed, hostSpeedLine } from './lib/host-probe.js';
 import type { BenchResult } from './lib/result.js';
 import { endpointFor, scenarios, type Scenario, type Target } from './compare/plan.js';
 import { assertFree, killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
@@ -226,6 +226,14 @@ function reproduceArgs(quick: boolean, floor: boolean): string {
 }
 
 /** Summaries, table and chart again from an earlier run's records (with this version's titles). */
+/** The host probes of a run's records (bench/lib/host-probe.ts). */
+function hostSpeedOf(runs: readonly RunRecord[]): { cpu: ReturnType<typeof hostSpeed>; mem: ReturnType<typeof hostSpeed> } {
+  return {
+    cpu: hostSpeed(runs.flatMap((r) => (r.hostProbeMs !== undefined ? [r.hostProbeMs] : []))),
+    mem: hostSpeed(runs.flatMap((r) => (r.hostProbeMemNs !== undefined ? [r.hostProbeMemNs] : []))),
+  };
+}
+
 /** The Markdown report's head: title, what was run on what, how to reproduce it, the host's steadiness. */
 function reportHeader(date: string, subtitle: string, quick: boolean, floor: boolean, hostLine: string | undefined): string {
   const head = `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${reproduceArgs(quick, floor)}\` (as root: it installs Dovecot and nginx's mail module if missing).`;
@@ -246,8 +254,8 @@ function render(file: string): number {
     `portier ${v['portier']}, Dovecot ${v['dovecot']}, nginx ${v['nginx']}, Node ${v['node']}`;
   const base = file.replace(/\.json$/, '');
   writeFileSync(file, `${JSON.stringify({ ...r, summaries: sums }, null, 1)}\n`);
-  const host = hostSpeed(r.runs.flatMap((x) => (x.hostProbeMs !== undefined ? [x.hostProbeMs] : [])));
-  const md = markdown(sums, reportHeader(date, subtitle, r.profile === 'quick', floor, hostSpeedLine(host)));
+  const host = hostSpeedOf(r.runs);
+  const md = markdown(sums, reportHeader(date, subtitle, r.profile === 'quick', floor, hostSpeedLine(host.cpu, host.mem)));
   writeFileSync(`${base}.md`, md);
   writeFileSync(`${base}.svg`, svg(sums, subtitle));
   process.stdout.write(md);
@@ -357,8 +365,8 @@ async function main(): Promise<number> {
             await peers.restart(PEER_OF[t]);
             await runOne({ ...s, id: `${s.id}-warmup`, mode: 'login', args: ['-c', '32'] }, t, round, peers, { ...o, duration: '1s' });
           }
-          const probe = hostProbeMs();
-          const rec = { ...(await runOne(s, t, round, peers, o)), hostProbeMs: probe };
+          const probe = hostProbe();
+          const rec = { ...(await runOne(s, t, round, peers, o)), hostProbeMs: probe.cpuMs, hostProbeMemNs: probe.memNs };
           runs.push(rec);
           const eta = Math.round((((Date.now() - t0) / n) * (total - n)) / 1000);
           log(`[${n}/${total}, ~${eta} s left] round ${round} ${s.id} ${t}: ${oneLine(rec, s)}`);
@@ -376,7 +384,7 @@ async function main(): Promise<number> {
       for (const x of earlier.summaries) if (x.note !== undefined && !notes.has(x.id)) notes.set(x.id, x.note);
     }
     const sums: ScenarioSummary[] = plan.map((s) => summarize(s, runs, notes.get(s.id)));
-    const host = hostSpeed(runs.flatMap((r) => (r.hostProbeMs !== undefined ? [r.hostProbeMs] : [])));
+    const host = hostSpeedOf(runs);
     const machine = { hostname: hostname(), cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, kernel: release() };
     const vers = versions();
     const date = started.toISOString().slice(0, 10);
@@ -384,8 +392,8 @@ async function main(): Promise<number> {
     const subtitle = `${date}, ${o.quick ? 'quick' : 'full'} profile, median of ${o.rounds} interleaved rounds, ${o.duration} windows; ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB; ` +
       `portier ${vers['portier']}, Dovecot ${vers['dovecot']}, nginx ${vers['nginx']}, Node ${vers['node']}`;
     mkdirSync(o.outDir, { recursive: true });
-    writeFileSync(`${base}.json`, `${JSON.stringify({ tool: 'portier-bench-compare', schema: 1, startedAt: started.toISOString(), profile: o.quick ? 'quick' : 'full', rounds: o.rounds, duration: o.duration, clients: o.clients, portierWorkers: o.workers, machine, ...(host !== undefined ? { hostSpeed: host } : {}), versions: vers, summaries: sums, runs }, null, 1)}\n`);
-    const md = markdown(sums, reportHeader(date, subtitle, o.quick, o.withFloor, hostSpeedLine(host)));
+    writeFileSync(`${base}.json`, `${JSON.stringify({ tool: 'portier-bench-compare', schema: 1, startedAt: started.toISOString(), profile: o.quick ? 'quick' : 'full', rounds: o.rounds, duration: o.duration, clients: o.clients, portierWorkers: o.workers, machine, ...(host.cpu !== undefined ? { hostSpeed: host } : {}), versions: vers, summaries: sums, runs }, null, 1)}\n`);
+    const md = markdown(sums, reportHeader(date, subtitle, o.quick, o.withFloor, hostSpeedLine(host.cpu, host.mem)));
     writeFileSync(`${base}.md`, md);
     writeFileSync(`${base}.svg`, svg(sums, subtitle));
     process.stdout.write(`\n${md}\nwritten: ${base}.json, ${base}.md, ${base}.svg\n`);

@@ -10,8 +10,9 @@ export interface RunRecord {
   round: number;
   scenario: string;
   target: Target;
-  /** bench/lib/host-probe.ts, taken just before this run (absent in older results). */
+  /** bench/lib/host-probe.ts, taken just before this run (absent in older results): SHA-256 ms, memory walk ns per step. */
   hostProbeMs?: number;
+  hostProbeMemNs?: number;
   result?: BenchResult;
   error?: string;
 }
