@@ -22,8 +22,8 @@ const REDACT_DEPTH = 2;
  * caller's object is never changed.
  *
  * This replaces pino's `redact` option, which for these 30 paths (10 keys at 3 depths, two of
- * them wildcards) cost about 100 µs per line in @pinojs/redact 0.4 (pino 10): two lines per
- * login made info-level logging the largest single cost of a login (docs/performance.md).
+ * them wildcards) cost about 75 µs per line in @pinojs/redact 0.4 (pino 10): two lines per
+ * login made redaction one of the largest costs of a login at info level (docs/performance.md).
  */
 export function redactSecrets<T extends object>(obj: T): T {
   return redactIn(obj, 0) as T;
