@@ -58,6 +58,10 @@ export interface LoginFields {
   readonly unknown: readonly string[];
 }
 
+/** Shared by every result without unknown or forward_ fields (both are read-only): no allocation per login. */
+const NONE: readonly string[] = Object.freeze([]);
+const NO_FORWARD: ReadonlyMap<string, string> = new Map();
+
 /** The fields portier understands; anything else is kept and reported as unknown. */
 const KNOWN = new Set([
   'password', 'user', 'username', 'proxy', 'proxy_maybe', 'proxy_always', 'host', 'hostip', 'ssl_server_name', 'port',
@@ -79,7 +83,8 @@ export function flag(fields: Fields, name: string): boolean {
 export type FieldsParse = { ok: true; fields: LoginFields } | { ok: false; error: string };
 
 export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsParse {
-  const unknown = [...fields.keys()].filter((k) => !KNOWN.has(k) && !k.startsWith('forward_') && !k.startsWith('userdb_'));
+  let unknown: string[] | undefined;
+  for (const k of fields.keys()) if (!KNOWN.has(k) && !k.startsWith('forward_') && !k.startsWith('userdb_')) (unknown ??= []).push(k);
   const host = nonEmpty(fields.get('host'));
   const portText = nonEmpty(fields.get('port'));
   let port: number | undefined;
@@ -100,7 +105,7 @@ export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsPars
     allowNets,
     allowRealNets,
     destuser: nonEmpty(fields.get('destuser')),
-    unknown,
+    unknown: unknown ?? NONE,
   };
   if (!proxy && !maybe) {
     return { ok: true, fields: { ...base, referralHost: host, referralPort: port } };
@@ -128,8 +133,8 @@ export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsPars
     return { ok: false, error: `invalid protocol "${lmtpProtocol}" (lmtp or smtp)` };
   }
   const pass = fields.get('pass');
-  const forward = new Map<string, string>();
-  for (const [k, v] of fields) if (k.startsWith('forward_') && k.length > 8) forward.set(k.slice(8), v);
+  let forward: Map<string, string> | undefined;
+  for (const [k, v] of fields) if (k.startsWith('forward_') && k.length > 8) (forward ??= new Map()).set(k.slice(8), v);
   return {
     ok: true,
     fields: {
@@ -150,7 +155,7 @@ export function parseLoginFields(fields: Fields, protocol: Protocol): FieldsPars
         nopipelining: flag(fields, 'proxy_nopipelining'),
         notTrusted: flag(fields, 'proxy_not_trusted'),
         sourceIp,
-        forward,
+        forward: forward ?? NO_FORWARD,
         lmtpProtocol: lmtpProtocol as 'lmtp' | 'smtp' | undefined,
       },
     },

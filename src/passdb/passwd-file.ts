@@ -15,6 +15,12 @@ const RECHECK_MS = 1000;
 interface Entry {
   readonly password: string;
   readonly fields: ReadonlyMap<string, string>;
+  /**
+   * The lookup's answer, built once when no field holds a `%` variable: the fields and the
+   * password. Shared by every lookup of this user (Fields are read-only), so a login allocates
+   * no map for it.
+   */
+  readonly answer?: ReadonlyMap<string, string> | undefined;
 }
 
 interface Loaded {
@@ -38,6 +44,10 @@ export class PasswdFilePassdb implements Passdb {
   readonly #files = new Map<string, Promise<Loaded | null>>();
   readonly #log: Logger;
   readonly templateVars: ReadonlySet<VarName>;
+  /** The path when it holds no variable. */
+  readonly #staticPath: string | undefined;
+  /** The key is plain `%u` (the default): the request's user, no variables needed. */
+  readonly #keyIsUser: boolean;
 
   constructor(opts: PasswdFileOptions) {
     this.name = opts.name;
@@ -45,24 +55,34 @@ export class PasswdFilePassdb implements Passdb {
     this.#key = parseTemplate(opts.usernameFormat ?? '%u');
     this.#log = opts.log;
     this.templateVars = new Set([...this.#path, ...this.#key].flatMap((t) => (t.kind === 'var' ? [t.name] : [])));
+    this.#staticPath = this.#path.every((t) => t.kind === 'text') ? this.#path.map((t) => (t.kind === 'text' ? t.text : '')).join('') : undefined;
+    const k = this.#key;
+    this.#keyIsUser = k.length === 1 && k[0]?.kind === 'var' && k[0].name === 'user' && k[0].modifiers === '';
   }
 
   async lookup(req: AuthRequest): Promise<PassdbLookup> {
-    const values = requestVars(req);
-    // A value put into the path must stay one path component: no `/`, no `.`/`..`, no NUL.
-    for (const t of this.#path) {
-      if (t.kind !== 'var') continue;
-      const v = varValue(t, values);
-      if (v.includes('/') || v.includes('\0') || v === '.' || v === '..') return { kind: 'unknown' };
+    // The request's variables are built only when a template or a field needs them.
+    let values: VarValues | undefined;
+    const vars = (): VarValues => (values ??= requestVars(req));
+    let path = this.#staticPath;
+    if (path === undefined) {
+      // A value put into the path must stay one path component: no `/`, no `.`/`..`, no NUL.
+      for (const t of this.#path) {
+        if (t.kind !== 'var') continue;
+        const v = varValue(t, vars());
+        if (v.includes('/') || v.includes('\0') || v === '.' || v === '..') return { kind: 'unknown' };
+      }
+      path = expandTokens(this.#path, vars());
     }
-    const path = expandTokens(this.#path, values);
     const file = await this.#load(path);
     if (file === null) return { kind: 'unknown' };
-    const entry = file.entries.get(expandTokens(this.#key, values));
+    const entry = file.entries.get(this.#keyIsUser ? req.user : expandTokens(this.#key, vars()));
     if (entry === undefined) return { kind: 'unknown' };
+    if (entry.answer !== undefined) return { kind: 'found', fields: entry.answer };
     // Dovecot expands `%` variables in passwd-file extra fields (e.g. destuser=%n@%d).
+    const expandVars = vars();
     const fields = new Map<string, string>();
-    for (const [k, v] of entry.fields) fields.set(k, v.includes('%') ? expandTemplate(v, values) : v);
+    for (const [k, v] of entry.fields) fields.set(k, v.includes('%') ? expandTemplate(v, expandVars) : v);
     if (entry.password !== '') fields.set('password', entry.password);
     return { kind: 'found', fields };
   }
@@ -135,8 +155,17 @@ export function parsePasswdFile(
     if (gid) fields.set('gid', gid);
     if (home) fields.set('home', home);
     if (parts.length > 7) for (const [k, v] of parseExtraFields(parts.slice(7).join(':'))) fields.set(k, v);
-    if (entries.has(user)) warn(i + 1, `duplicate user ${user}; the first entry wins`);
-    else entries.set(user, { password: parts[1] ?? '', fields });
+    if (entries.has(user)) {
+      warn(i + 1, `duplicate user ${user}; the first entry wins`);
+      continue;
+    }
+    const password = parts[1] ?? '';
+    let answer: Map<string, string> | undefined;
+    if (![...fields.values()].some((v) => v.includes('%'))) {
+      answer = new Map(fields);
+      if (password !== '') answer.set('password', password);
+    }
+    entries.set(user, { password, fields, answer });
   }
   return entries;
 }

@@ -44,6 +44,24 @@ describe('passwd-file', () => {
     expect(alice.kind === 'found' && alice.fields.get('password')).toBe('{PLAIN}two');
   });
 
+  test('a static path and %u key: the answer is built once per entry; fields with variables are expanded per lookup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
+    const path = join(dir, 'users');
+    writeFileSync(path, 'alice:{PLAIN}pw::::::proxy=y host=10.0.0.1\nbob@example.org:::::::proxy=y host=10.0.0.2 destuser=%n@backend.%d nopassword=y\n');
+    const db = new PasswdFilePassdb({ name: 't', path, log: silentLogger() });
+    const a1 = await db.lookup(req('alice'));
+    const a2 = await db.lookup(req('alice'));
+    expect(a1.kind === 'found' && Object.fromEntries(a1.fields)).toEqual({ proxy: 'y', host: '10.0.0.1', password: '{PLAIN}pw' });
+    // One read-only map shared by every lookup of this user: nothing allocated per login.
+    expect(a1.kind === 'found' && a2.kind === 'found' && a1.fields === a2.fields).toBe(true);
+    const b = await db.lookup(req('bob@example.org'));
+    expect(b.kind === 'found' && b.fields.get('destuser')).toBe('bob@backend.example.org');
+    expect(b.kind === 'found' && b.fields.has('password')).toBe(false);
+    // A username_format other than %u still goes through the template.
+    const lower = new PasswdFilePassdb({ name: 't', path, usernameFormat: '%Lu', log: silentLogger() });
+    expect((await lower.lookup(req('ALICE'))).kind).toBe('found');
+  });
+
   test('a %d value is one path component: slashes and dot-dot find nobody', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
     mkdirSync(join(dir, 'sub'));
