@@ -11,7 +11,7 @@ import { resolveHost } from '../backend/connect.js';
 import { ProxyFailureError } from '../backend/failure.js';
 import { decideRoute } from '../backend/route.js';
 import { errorText } from '../errors.js';
-import { normalizeUser, requestBase } from '../login/auth.js';
+import { authRequest, normalizeUser } from '../login/auth.js';
 import type { ClientSession } from '../login/session.js';
 import { parseLoginFields, type ProxyTarget } from '../passdb/fields.js';
 import { mailboxText, orcptValue, rewriteAddress, splitDetail, type Mailbox } from './address.js';
@@ -43,7 +43,7 @@ export async function routeRecipient(session: ClientSession, mailbox: Mailbox, c
   const r = splitDetail(mailbox, config.recipient_delimiter);
   const user = normalizeUser(r.username, config.auth_username_format, config.auth_username_chars);
   if (user === null) return unknown(session, original, r.username, 'not a valid user name');
-  const result = await passdbs.authenticate({ ...requestBase(session, '', r.username), user, password: undefined });
+  const result = await passdbs.authenticate(authRequest(session, '', r.username, user, undefined));
   if (result.kind === 'tempfail') return { kind: 'reply', reply: REPLY.lookupTempfail, why: `passdb: ${result.reason}`, warn: true };
   if (result.kind !== 'ok') return unknown(session, original, user, result.kind === 'mismatch' ? `denied by ${result.passdb}` : 'unknown user');
   const parsed = parseLoginFields(result.fields, 'lmtp');

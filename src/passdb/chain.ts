@@ -166,7 +166,7 @@ export class PassdbChain {
     for (const entry of entries) {
       if (entry.conf.skip === 'authenticated' && passed === true) continue;
       if (entry.conf.skip === 'unauthenticated' && passed !== true) continue;
-      const outcome = await this.#one(entry, { ...req, user }, note);
+      const outcome = await this.#one(entry, user === req.user ? req : { ...req, user }, note);
       let action: Action;
       if (outcome.kind === 'ok') {
         if (entry.conf.deny) return { kind: 'mismatch', passdb: entry.db.name, fields: outcome.fields };
