@@ -158,7 +158,6 @@ class UpstreamImap {
   }
 
   #loginReply(r: ImapResponse): Buffer {
-    const rest = r.raw.subarray(2).toString('utf8').replace(/\r?\n$/, '');
     if (r.status === 'OK') {
       const out = [...this.#relay];
       const referral = this.#ctx.outcome.referral;
@@ -173,9 +172,10 @@ class UpstreamImap {
       if (caps === undefined && this.#capsText !== undefined && this.#capsText !== this.#opts.advertised) {
         out.push(Buffer.from(`* CAPABILITY ${this.#capsText}\r\n`, 'utf8'));
       }
-      out.push(Buffer.from(`${this.#opts.clientTag} ${rest}\r\n`, 'utf8'));
-      return Buffer.concat(out);
+      out.push(underClientTag(this.#opts.clientTag, r.raw));
+      return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
     }
+    const rest = r.raw.subarray(2).toString('utf8').replace(/\r?\n$/, '');
     if (r.status === 'NO') {
       const code = r.code?.name;
       if (code === undefined || code === 'AUTHENTICATIONFAILED') {
@@ -216,6 +216,24 @@ class UpstreamImap {
       this.#rr.push(await this.#ctx.reader.read());
     }
   }
+}
+
+/**
+ * The backend's tagged line (`L OK ...`) under the client's tag, ending in CRLF. The line (with
+ * its capability list, often 600 bytes) is copied once, not decoded, trimmed and encoded again.
+ */
+export function underClientTag(tag: string, raw: Buffer): Buffer {
+  const lf = raw.length - 1;
+  const end = raw[lf] === 0x0a ? (lf > 0 && raw[lf - 1] === 0x0d ? lf - 1 : lf) : raw.length;
+  const head = Buffer.byteLength(tag, 'utf8') + 1;
+  const body = end - 2;
+  const out = Buffer.allocUnsafe(head + body + 2);
+  out.write(tag, 0, 'utf8');
+  out[head - 1] = 0x20;
+  raw.copy(out, head, 2, end);
+  out[head + body] = 0x0d;
+  out[head + body + 1] = 0x0a;
+  return out;
 }
 
 /** Printable 7-bit without quote/backslash problems: fine in a quoted string. */
