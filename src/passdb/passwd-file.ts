@@ -14,13 +14,14 @@ const RECHECK_MS = 1000;
 
 interface Entry {
   readonly password: string;
-  readonly fields: ReadonlyMap<string, string>;
   /**
-   * The lookup's answer, built once when no field holds a `%` variable: the fields and the
-   * password. Shared by every lookup of this user (Fields are read-only), so a login allocates
-   * no map for it.
+   * uid, gid, home and the extra fields, and `password` when the entry has one: the lookup's
+   * answer as it is when `expand` is false, shared by every lookup of this user (Fields are
+   * read-only), so such a login allocates no map.
    */
-  readonly answer?: ReadonlyMap<string, string> | undefined;
+  readonly fields: ReadonlyMap<string, string>;
+  /** Some field other than the password holds a `%` variable: each lookup expands a copy. */
+  readonly expand: boolean;
 }
 
 interface Loaded {
@@ -78,12 +79,11 @@ export class PasswdFilePassdb implements Passdb {
     if (file === null) return { kind: 'unknown' };
     const entry = file.entries.get(this.#keyIsUser ? req.user : expandTokens(this.#key, vars()));
     if (entry === undefined) return { kind: 'unknown' };
-    if (entry.answer !== undefined) return { kind: 'found', fields: entry.answer };
-    // Dovecot expands `%` variables in passwd-file extra fields (e.g. destuser=%n@%d).
+    if (!entry.expand) return { kind: 'found', fields: entry.fields };
+    // Dovecot expands `%` variables in passwd-file extra fields (e.g. destuser=%n@%d), not in the password.
     const expandVars = vars();
     const fields = new Map<string, string>();
-    for (const [k, v] of entry.fields) fields.set(k, v.includes('%') ? expandTemplate(v, expandVars) : v);
-    if (entry.password !== '') fields.set('password', entry.password);
+    for (const [k, v] of entry.fields) fields.set(k, v.includes('%') && !(k === 'password' && entry.password !== '') ? expandTemplate(v, expandVars) : v);
     return { kind: 'found', fields };
   }
 
@@ -160,12 +160,9 @@ export function parsePasswdFile(
       continue;
     }
     const password = parts[1] ?? '';
-    let answer: Map<string, string> | undefined;
-    if (![...fields.values()].some((v) => v.includes('%'))) {
-      answer = new Map(fields);
-      if (password !== '') answer.set('password', password);
-    }
-    entries.set(user, { password, fields, answer });
+    const expand = [...fields.values()].some((v) => v.includes('%'));
+    if (password !== '') fields.set('password', password);
+    entries.set(user, { password, fields, expand });
   }
   return entries;
 }

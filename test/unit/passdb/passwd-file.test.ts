@@ -16,8 +16,9 @@ describe('passwd-file', () => {
   test('parses Dovecot lines: password, uid/gid/home, extra fields with colons', () => {
     const m = parsePasswdFile('# comment\n\nalice:{PLAIN}pw:1000:1000::/home/alice::proxy=y host=::1 port=143\nbob:{SHA}x\n');
     expect(m.get('alice')?.password).toBe('{PLAIN}pw');
-    expect(Object.fromEntries(m.get('alice')?.fields ?? [])).toEqual({ uid: '1000', gid: '1000', home: '/home/alice', proxy: 'y', host: '::1', port: '143' });
-    expect(m.get('bob')?.fields.size).toBe(0);
+    expect(Object.fromEntries(m.get('alice')?.fields ?? [])).toEqual({ uid: '1000', gid: '1000', home: '/home/alice', proxy: 'y', host: '::1', port: '143', password: '{PLAIN}pw' });
+    expect(m.get('alice')?.expand).toBe(false);
+    expect(Object.fromEntries(m.get('bob')?.fields ?? [])).toEqual({ password: '{SHA}x' });
   });
 
   test('duplicate users: the first wins and a warning names the line', () => {
@@ -44,10 +45,10 @@ describe('passwd-file', () => {
     expect(alice.kind === 'found' && alice.fields.get('password')).toBe('{PLAIN}two');
   });
 
-  test('a static path and %u key: the answer is built once per entry; fields with variables are expanded per lookup', async () => {
+  test('a static path and %u key: the fields are the answer, shared; fields with variables are expanded per lookup, the password never', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pwfile-'));
     const path = join(dir, 'users');
-    writeFileSync(path, 'alice:{PLAIN}pw::::::proxy=y host=10.0.0.1\nbob@example.org:::::::proxy=y host=10.0.0.2 destuser=%n@backend.%d nopassword=y\n');
+    writeFileSync(path, 'alice:{PLAIN}pw::::::proxy=y host=10.0.0.1\nbob@example.org:::::::proxy=y host=10.0.0.2 destuser=%n@backend.%d nopassword=y\ncarol:{PLAIN}50%uoff::::::proxy=y host=10.0.0.3 destuser=%u.b\n');
     const db = new PasswdFilePassdb({ name: 't', path, log: silentLogger() });
     const a1 = await db.lookup(req('alice'));
     const a2 = await db.lookup(req('alice'));
@@ -55,8 +56,12 @@ describe('passwd-file', () => {
     // One read-only map shared by every lookup of this user: nothing allocated per login.
     expect(a1.kind === 'found' && a2.kind === 'found' && a1.fields === a2.fields).toBe(true);
     const b = await db.lookup(req('bob@example.org'));
+    const b2 = await db.lookup(req('bob@example.org'));
+    expect(b.kind === 'found' && b2.kind === 'found' && b.fields !== b2.fields).toBe(true);
     expect(b.kind === 'found' && b.fields.get('destuser')).toBe('bob@backend.example.org');
     expect(b.kind === 'found' && b.fields.has('password')).toBe(false);
+    const c = await db.lookup(req('carol'));
+    expect(c.kind === 'found' && [c.fields.get('destuser'), c.fields.get('password')]).toEqual(['carol.b', '{PLAIN}50%uoff']);
     // A username_format other than %u still goes through the template.
     const lower = new PasswdFilePassdb({ name: 't', path, usernameFormat: '%Lu', log: silentLogger() });
     expect((await lower.lookup(req('ALICE'))).kind).toBe('found');
