@@ -125,15 +125,14 @@ async function decide(session: ClientSession, creds: LoginCredentials): Promise<
   session.user = user;
   const password: Buffer = creds.password;
   if (master !== undefined) {
-    const base = requestBase(session, creds.mech, login);
     const masterName = normalizeUser(master, config.auth_username_format, config.auth_username_chars);
     if (masterName === null) return { kind: 'failed', why: 'invalid master user name' };
     if (!passdbs.hasMasterPassdbs) return { kind: 'failed', why: `master login as ${masterName} but no master passdb` };
-    if (creds.challenge !== undefined) return decideChallenge(session, creds, base, user, masterName);
-    const m = await passdbs.authenticateMaster({ ...base, user: masterName, password: creds.password });
+    if (creds.challenge !== undefined) return decideChallenge(session, creds, requestBase(session, creds.mech, login), user, masterName);
+    const m = await passdbs.authenticateMaster(authRequest(session, creds.mech, login, masterName, creds.password));
     if (m.kind === 'tempfail') return { kind: 'tempfail', why: m.reason };
     if (m.kind !== 'ok') return { kind: 'failed', why: `master user ${masterName}: ${m.kind === 'mismatch' ? 'wrong password' : 'not a master user'}` };
-    const target = await passdbs.authenticate({ ...base, user, masterUser: masterName, password: undefined });
+    const target = await passdbs.authenticate(authRequest(session, creds.mech, login, user, undefined, masterName));
     if (target.kind === 'tempfail') return { kind: 'tempfail', why: target.reason };
     if (target.kind !== 'ok') return { kind: 'failed', why: `master login for unknown user ${user}` };
     return route(session, target.user, target.fields, password, masterName);
@@ -263,9 +262,8 @@ function route(
   };
 }
 
-/** The passdb request facts of this connection (everything but the user), for logins and LMTP recipients alike. */
 /**
- * The passdb request for this session, built in one literal: spreading a base object and adding
+ * The passdb request for this session, for logins and LMTP recipients alike, built in one literal: spreading a base object and adding
  * `user` and `password` made a second 17-field object per login, and V8 kept it in dictionary
  * mode (every later field read a hash lookup).
  */
@@ -290,7 +288,7 @@ export function authRequest(session: ClientSession, mech: string, origUser: stri
   };
 }
 
-/** The request without its user, for the paths that ask several passdbs for different users (master logins, challenges). */
+/** The request without its user, for challenge logins, which ask the passdbs for more than one user. */
 export function requestBase(session: ClientSession, mech: string, origUser: string): Omit<AuthRequest, 'user'> {
   return authRequest(session, mech, origUser, '', undefined);
 }
