@@ -6,8 +6,11 @@
  * (cluster workers inherit it, each writes its own). Summarise with alloc-summary.js.
  * Bytes allocated per login do not swing with the host's load as CPU seconds do.
  *
- *   ALLOC_START_MS=6000 ALLOC_STOP_MS=14000 ALLOC_OUT=/tmp/alloc \
+ *   ALLOC_START_MS=6000 ALLOC_STOP_MS=40000 ALLOC_OUT=/tmp/alloc \
  *     node --import ./dist-bench/bench/alloc-sampler.js bin/portier.js serve -c my.yaml
+ *
+ * Run an exact number of operations (`bench ... -n 3000`) between "sampling" and "wrote" on
+ * stderr, and give that number to alloc-summary.js (docs/performance.md, "Profiling portier yourself").
  */
 import { Session } from 'node:inspector';
 import { writeFileSync } from 'node:fs';
@@ -20,16 +23,31 @@ const start = Number(process.env['ALLOC_START_MS'] ?? 5000);
 const stop = Number(process.env['ALLOC_STOP_MS'] ?? 15_000);
 const out = process.env['ALLOC_OUT'] ?? '/tmp/portier-alloc';
 
-setTimeout(() => {
-  void post('HeapProfiler.enable')
-    .then(() => post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }))
-    .then(() => process.stderr.write(`alloc-sampler: sampling (pid ${process.pid})\n`));
-}, start).unref();
+const fail = (err: unknown): void => {
+  process.stderr.write(`alloc-sampler: ${err instanceof Error ? err.message : String(err)}\n`);
+};
 
-setTimeout(() => {
-  void post('HeapProfiler.stopSampling').then((r) => {
-    const file = `${out}.${process.pid}.heapprofile`;
-    writeFileSync(file, JSON.stringify((r as { profile: unknown }).profile));
-    process.stderr.write(`alloc-sampler: wrote ${file}\n`);
-  });
-}, stop).unref();
+if (!(Number.isFinite(start) && Number.isFinite(stop) && start >= 0 && stop > start)) {
+  fail(`ALLOC_START_MS (${start}) and ALLOC_STOP_MS (${stop}) must be numbers with start < stop; not sampling`);
+} else {
+  arm();
+}
+
+/** Sampling on at `start`, off and written at `stop`; a failure is reported, never thrown into the process under test. */
+function arm(): void {
+  setTimeout(() => {
+    post('HeapProfiler.enable')
+      .then(() => post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }))
+      .then(() => process.stderr.write(`alloc-sampler: sampling (pid ${process.pid})\n`))
+      .catch(fail);
+  }, start).unref();
+  setTimeout(() => {
+    post('HeapProfiler.stopSampling')
+      .then((r) => {
+        const file = `${out}.${process.pid}.heapprofile`;
+        writeFileSync(file, JSON.stringify((r as { profile: unknown }).profile));
+        process.stderr.write(`alloc-sampler: wrote ${file}\n`);
+      })
+      .catch(fail);
+  }, stop).unref();
+}

@@ -47,7 +47,17 @@ function main(): void {
     process.stderr.write('usage: alloc-summary.js FILE.heapprofile --ops N [--by file|function] [--top 30]\n');
     process.exit(2);
   }
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as { head: SamplingNode };
+  let profile: { head?: SamplingNode };
+  try {
+    profile = JSON.parse(readFileSync(file, 'utf8')) as { head?: SamplingNode };
+  } catch (err) {
+    process.stderr.write(`alloc-summary: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  if (profile.head === undefined) {
+    process.stderr.write(`alloc-summary: ${file} is not a sampling heap profile (no head node)\n`);
+    process.exit(2);
+  }
   const { total, rows } = allocationsPerOp(profile.head, ops, values.by === 'function' ? 'function' : 'file');
   process.stdout.write(`${Math.round(total)} bytes allocated per operation\n`);
   for (const [k, v] of rows.slice(0, Number(values.top))) process.stdout.write(`${String(Math.round(v)).padStart(8)}  ${k}\n`);

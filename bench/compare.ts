@@ -225,7 +225,6 @@ function reproduceArgs(quick: boolean, floor: boolean): string {
   return args.length > 0 ? ` -- ${args.join(' ')}` : '';
 }
 
-/** Summaries, table and chart again from an earlier run's records (with this version's titles). */
 /** The host probes of a run's records (bench/lib/host-probe.ts). */
 function hostSpeedOf(runs: readonly RunRecord[]): { cpu: ReturnType<typeof hostSpeed>; mem: ReturnType<typeof hostSpeed> } {
   return {
@@ -240,6 +239,7 @@ function reportHeader(date: string, subtitle: string, quick: boolean, floor: boo
   return hostLine !== undefined ? `${head}\n\n${hostLine}` : head;
 }
 
+/** Summaries, table and chart again from an earlier run's records (with this version's titles). */
 function render(file: string): number {
   const r = JSON.parse(readFileSync(file, 'utf8')) as { runs: RunRecord[]; summaries: ScenarioSummary[]; profile: string; rounds: number; duration: string; clients: number; startedAt: string;
     machine: { cores: number; cpu: string; memoryGiB: number }; versions: Record<string, string> };

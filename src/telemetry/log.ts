@@ -17,9 +17,9 @@ const REDACT_DEPTH = 2;
 /**
  * The safety net behind "credentials are never put into log objects": the values of the keys
  * above, in the line's object or in objects and arrays up to two levels down, become
- * `[redacted]` (in child bindings: at their top level). Nothing is copied unless something matched (then only the objects on the way
- * to it, as plain objects; an Error as its type, message, stack and own fields), and the
- * caller's object is never changed.
+ * `[redacted]` (in child bindings: at their top level). Nothing is copied unless something
+ * matched (then only the objects on the way to it, as plain objects; an Error as its type,
+ * message, stack and own fields), and the caller's object is never changed.
  *
  * This replaces pino's `redact` option, which for these 30 paths (10 keys at 3 depths, two of
  * them wildcards) cost about 75 µs per line in @pinojs/redact 0.4 (pino 10): two lines per
