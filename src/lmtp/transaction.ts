@@ -124,7 +124,7 @@ class Group {
       conn.quit();
       return true;
     }
-    session.log.debug({ backend: this.route.name, reused: true }, 'reusing a kept backend connection');
+    if (session.log.enabled('debug')) session.log.debug({ backend: this.route.name, reused: true }, 'reusing a kept backend connection');
     this.#opened(opened, first);
     this.conn = conn;
     return true;
@@ -169,9 +169,10 @@ export class Transaction {
       group.conn?.quit();
       return backendFailureReply(failure('remote', 'transaction ended'));
     }
-    const log = { rcpt: clientAddress, user: d.user, backend: group.route.name, reused: group.conn?.reused === true || undefined };
+    const slog = this.#session.log;
+    const log = (): Record<string, unknown> => ({ rcpt: clientAddress, user: d.user, backend: group.route.name, reused: group.conn?.reused === true || undefined });
     if (group.refusal !== undefined || group.conn === undefined) {
-      this.#session.log.info({ ...log, reply: group.refusal }, 'recipient refused: backend not usable');
+      slog.info({ ...log(), reply: group.refusal }, 'recipient refused: backend not usable');
       return group.refusal ?? backendFailureReply(failure('remote', 'no connection'));
     }
     let reply: SmtpReply;
@@ -179,16 +180,17 @@ export class Transaction {
       reply = group.takeFirstReply(d) ?? (await group.conn.rcpt(d));
     } catch (err) {
       const f = asFailure(err);
-      this.#session.log.warn({ ...log, failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
+      slog.warn({ ...log(), failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
       return backendFailureReply(f);
     }
     if (reply.code >= 200 && reply.code <= 299) {
       this.accepted.push({ address: clientAddress, user: d.user, group });
       group.accepted.push(this.accepted[this.accepted.length - 1] as Accepted);
-      this.#session.log.info({ ...log, address: d.address === clientAddress ? undefined : d.address }, 'recipient accepted');
+      // Once per recipient: the line's fields are built only when it is written.
+      if (slog.enabled('info')) slog.info({ ...log(), address: d.address === clientAddress ? undefined : d.address }, 'recipient accepted');
       return rcptAccepted(reply);
     }
-    this.#session.log.info({ ...log, reply: replyLog(reply) }, 'recipient refused by the backend');
+    slog.info({ ...log(), reply: replyLog(reply) }, 'recipient refused by the backend');
     return relayReply(reply);
   }
 
@@ -217,17 +219,19 @@ export class Transaction {
     const total = this.accepted.length;
     return this.accepted.map((a, i) => {
       const r = results.get(a) ?? { failure: failure('protocol', 'missing reply') };
-      const where = `<${a.address}> at ${a.group.route.name}`;
-      const stats = { rcpt: a.address, user: a.user, backend: a.group.route.name, reused: a.group.conn?.reused === true || undefined, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size };
+      const log = this.#session.log;
+      const where = (): string => `<${a.address}> at ${a.group.route.name}`;
+      const stats = (): Record<string, unknown> => ({ rcpt: a.address, user: a.user, backend: a.group.route.name, reused: a.group.conn?.reused === true || undefined, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size });
       if ('failure' in r) {
-        this.#session.log.warn({ ...stats, failure: r.failure.kind }, `Failed to send message to ${where}: ${r.failure.detail}`);
+        log.warn({ ...stats(), failure: r.failure.kind }, `Failed to send message to ${where()}: ${r.failure.detail}`);
         return backendFailureReply(r.failure);
       }
       if (r.reply.code >= 200 && r.reply.code <= 299) {
-        this.#session.log.info({ ...stats, reply: replyLog(r.reply) }, `Sent message to ${where}`);
+        // The line of every delivery: built only when it is written.
+        if (log.enabled('info')) log.info({ ...stats(), reply: replyLog(r.reply) }, `Sent message to ${where()}`);
         return `250 ${r.reply.enhanced ?? '2.0.0'} <${a.address}> ${this.#session.id} Saved`;
       }
-      this.#session.log.info({ ...stats, reply: replyLog(r.reply) }, `Failed to send message to ${where}`);
+      log.info({ ...stats(), reply: replyLog(r.reply) }, `Failed to send message to ${where()}`);
       return relayReply(r.reply);
     });
   }
