@@ -15,6 +15,7 @@ import { imapLogout, imapOpen, imapSelect } from './lib/protocols.js';
 import { hostProbe, hostSpeed, hostSpeedLine } from './lib/host-probe.js';
 import type { BenchResult } from './lib/result.js';
 import { endpointFor, scenarios, type Scenario, type Target } from './compare/plan.js';
+import { countBackendSockets, readyForIdle, type BackendSockets } from './compare/backend-sockets.js';
 import { assertFree, killAllSync, runCommand, startManaged, stopAll, waitReady, type Managed } from './compare/procs.js';
 import { markdown, summarize, svg, type RunRecord, type ScenarioSummary } from './compare/report.js';
 import { ADDR, dovecotBackendConf, dovecotProxyConf, nginxConf, PASSWORD, PORTS, portierConf, prepareFiles, writeConf, type Files } from './compare/setup.js';
@@ -153,35 +154,28 @@ async function indexLargeMessage(): Promise<void> {
 
 /**
  * Before an idle run of `sessions`: wait (at most 75 s) until enough local ports are free
- * towards the backends. Every proxy here reaches a backend from 127.0.0.1, the ephemeral
- * range holds ~28,000 ports per destination, and connections a proxy closed stay in
- * TIME-WAIT for 60 s: 10,000 sessions just closed plus 10,000 new ones would otherwise fail
- * with EADDRNOTAVAIL for whichever proxy comes next.
+ * towards the backends and the backends have closed the previous run's sessions. Every proxy
+ * here reaches a backend from 127.0.0.1, the ephemeral range holds ~28,000 ports per
+ * destination, and connections a proxy closed stay in TIME-WAIT for 60 s: 10,000 sessions
+ * just closed plus 10,000 new ones would otherwise fail with EADDRNOTAVAIL for whichever
+ * proxy comes next. Closing 10,000 sessions also takes the backends several seconds, and
+ * the instant backend (one process, 20,000 files at most here) holding them and the next
+ * run's 10,000 refused connections: every proxy answered some logins with a failure then.
  */
-async function waitForSourcePorts(sessions: number, log: (line: string) => void): Promise<void> {
+async function waitForBackends(sessions: number, log: (line: string) => void): Promise<void> {
   const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   const range = (high ?? 60999) - (low ?? 32768) + 1;
-  // /proc/net/tcp writes an IPv4 address as little-endian hex: 127.0.2.3 is 0302007F.
-  const hex = (ip: string): string => ip.split('.').reverse().map((b) => Number(b).toString(16).padStart(2, '0')).join('').toUpperCase();
-  const backends = new Set([hex(ADDR.dovecotBackend), hex(ADDR.instant)]);
-  const busy = (): number => {
-    let n = 0;
-    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
-      // sl local remote state ...: TIME_WAIT is 06.
-      const f = line.trim().split(/\s+/);
-      if (f[3] === '06' && backends.has(f[2]?.split(':')[0] ?? '')) n++;
-    }
-    return n;
-  };
-  const need = sessions + 2000;
+  const backends = [ADDR.dovecotBackend, ADDR.instant];
+  const read = (): BackendSockets => countBackendSockets(readFileSync('/proc/net/tcp', 'utf8'), backends);
   const deadline = Date.now() + 75_000;
-  let n = busy();
-  if (range - n >= need) return;
-  log(`  waiting for ${n} connections to the backends in TIME-WAIT to expire before ${sessions} idle sessions`);
-  while (range - n < need && Date.now() < deadline) {
+  let n = read();
+  if (readyForIdle(n, sessions, range)) return;
+  log(`  waiting before ${sessions} idle sessions: ${n.timeWait} connections to the backends in TIME-WAIT, ${n.toBackends} still open, ${n.atBackends} held by the backends`);
+  while (!readyForIdle(n, sessions, range) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2000));
-    n = busy();
+    n = read();
   }
+  if (!readyForIdle(n, sessions, range)) log(`  starting anyway after 75 s: ${n.timeWait} in TIME-WAIT, ${n.toBackends} open, ${n.atBackends} held by the backends`);
 }
 
 const PEER_OF: Record<Exclude<Target, 'direct'>, PeerName> = { portier: 'portier', dovecot: 'dovecot', nginx: 'nginx', floor: 'floor' };
@@ -358,7 +352,7 @@ async function main(): Promise<number> {
         if (round % 2 === 0) targets.reverse();
         for (const t of targets) {
           n++;
-          if (s.mode === 'idle') await waitForSourcePorts(Number(s.args[s.args.indexOf('--sessions') + 1] ?? 0), log);
+          if (s.mode === 'idle') await waitForBackends(Number(s.args[s.args.indexOf('--sessions') + 1] ?? 0), log);
           if (s.fresh === true && t !== 'direct') {
             // A fresh process, warmed by a short login burst (so its heap and JIT are in their
             // working state), then RSS per session is the memory each added session costs.
