@@ -158,9 +158,9 @@ async function indexLargeMessage(): Promise<void> {
  * here reaches a backend from 127.0.0.1, the ephemeral range holds ~28,000 ports per
  * destination, and connections a proxy closed stay in TIME-WAIT for 60 s: 10,000 sessions
  * just closed plus 10,000 new ones would otherwise fail with EADDRNOTAVAIL for whichever
- * proxy comes next. Closing 10,000 sessions also takes the backends several seconds, and
- * the instant backend (one process, 20,000 files at most here) holding them and the next
- * run's 10,000 refused connections: every proxy answered some logins with a failure then.
+ * proxy comes next. Closing 10,000 sessions also takes the backends several seconds
+ * (4,500-7,000 sockets were still open when the next run would have started), and the next
+ * run should not start against a backend still busy closing the last one's.
  */
 async function waitForBackends(sessions: number, log: (line: string) => void): Promise<void> {
   const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);

@@ -3,8 +3,8 @@
  * backends, for the idle runs: the source ports a proxy has used up towards them (TIME-WAIT
  * and still open), and the sockets the backends themselves still hold open. An idle run of
  * 10,000 sessions needs both low: its proxy needs 10,000 free ports per backend address, and
- * the previous target's 10,000 sessions, still being closed, would take the backend (one
- * process, at most 20,000 files here) past its file limit.
+ * a backend still closing the previous target's 10,000 sessions (it takes seconds) would
+ * hold them beside the new run's, near its 20,000-file limit here.
  */
 
 export interface BackendSockets {

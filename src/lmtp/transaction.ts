@@ -169,10 +169,11 @@ export class Transaction {
       group.conn?.quit();
       return backendFailureReply(failure('remote', 'transaction ended'));
     }
-    const slog = this.#session.log;
-    const log = (): Record<string, unknown> => ({ rcpt: clientAddress, user: d.user, backend: group.route.name, reused: group.conn?.reused === true || undefined });
+    const log = this.#session.log;
+    // The lines' common fields; the line of every accepted recipient builds them only when it is written.
+    const fields = (): Record<string, unknown> => ({ rcpt: clientAddress, user: d.user, backend: group.route.name, reused: group.conn?.reused === true || undefined });
     if (group.refusal !== undefined || group.conn === undefined) {
-      slog.info({ ...log(), reply: group.refusal }, 'recipient refused: backend not usable');
+      log.info({ ...fields(), reply: group.refusal }, 'recipient refused: backend not usable');
       return group.refusal ?? backendFailureReply(failure('remote', 'no connection'));
     }
     let reply: SmtpReply;
@@ -180,17 +181,16 @@ export class Transaction {
       reply = group.takeFirstReply(d) ?? (await group.conn.rcpt(d));
     } catch (err) {
       const f = asFailure(err);
-      slog.warn({ ...log(), failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
+      log.warn({ ...fields(), failure: f.kind }, `backend failed during RCPT: ${f.detail}`);
       return backendFailureReply(f);
     }
     if (reply.code >= 200 && reply.code <= 299) {
       this.accepted.push({ address: clientAddress, user: d.user, group });
       group.accepted.push(this.accepted[this.accepted.length - 1] as Accepted);
-      // Once per recipient: the line's fields are built only when it is written.
-      if (slog.enabled('info')) slog.info({ ...log(), address: d.address === clientAddress ? undefined : d.address }, 'recipient accepted');
+      if (log.enabled('info')) log.info({ ...fields(), address: d.address === clientAddress ? undefined : d.address }, 'recipient accepted');
       return rcptAccepted(reply);
     }
-    slog.info({ ...log(), reply: replyLog(reply) }, 'recipient refused by the backend');
+    log.info({ ...fields(), reply: replyLog(reply) }, 'recipient refused by the backend');
     return relayReply(reply);
   }
 
@@ -220,18 +220,18 @@ export class Transaction {
     return this.accepted.map((a, i) => {
       const r = results.get(a) ?? { failure: failure('protocol', 'missing reply') };
       const log = this.#session.log;
+      // The lines' fields and text; the line of every delivery builds them only when it is written.
       const where = (): string => `<${a.address}> at ${a.group.route.name}`;
-      const stats = (): Record<string, unknown> => ({ rcpt: a.address, user: a.user, backend: a.group.route.name, reused: a.group.conn?.reused === true || undefined, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size });
+      const fields = (): Record<string, unknown> => ({ rcpt: a.address, user: a.user, backend: a.group.route.name, reused: a.group.conn?.reused === true || undefined, n: `${i + 1}/${total}`, ms: Date.now() - started, size: spool.size });
       if ('failure' in r) {
-        log.warn({ ...stats(), failure: r.failure.kind }, `Failed to send message to ${where()}: ${r.failure.detail}`);
+        log.warn({ ...fields(), failure: r.failure.kind }, `Failed to send message to ${where()}: ${r.failure.detail}`);
         return backendFailureReply(r.failure);
       }
       if (r.reply.code >= 200 && r.reply.code <= 299) {
-        // The line of every delivery: built only when it is written.
-        if (log.enabled('info')) log.info({ ...stats(), reply: replyLog(r.reply) }, `Sent message to ${where()}`);
+        if (log.enabled('info')) log.info({ ...fields(), reply: replyLog(r.reply) }, `Sent message to ${where()}`);
         return `250 ${r.reply.enhanced ?? '2.0.0'} <${a.address}> ${this.#session.id} Saved`;
       }
-      log.info({ ...stats(), reply: replyLog(r.reply) }, `Failed to send message to ${where()}`);
+      log.info({ ...fields(), reply: replyLog(r.reply) }, `Failed to send message to ${where()}`);
       return relayReply(r.reply);
     });
   }
