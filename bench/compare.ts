@@ -209,6 +209,8 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   const fit = r.accounting?.rssFit;
   if (r.accounting?.rssPerSessionKiB !== undefined) parts.push(`${r.accounting.rssPerSessionKiB} KiB/session${fit !== undefined ? ` (spread ${fit.spreadKiB}, segments ${fit.segmentsKiB.join(' ')}, fixed ${fit.fixedKiB} KiB${fit.noisy ? ', noisy' : ''})` : ''}`);
   else if (r.accounting?.rssPerSessionMethod === 'noise') parts.push('memory below GC noise');
+  const files = r.idle?.files?.slice(0, 4);
+  if (files !== undefined && files.length > 0) parts.push(`files ${files.map((f) => `${f.comm} ${f.files}${f.limit !== undefined ? `/${f.limit}` : ''}`).join(' ')}`);
   if (r.errorCount > 0) parts.push(`errors ${JSON.stringify(r.errors)}`);
   return parts.join(', ');
 }

@@ -10,7 +10,7 @@ import { Histogram } from './histogram.js';
 import { estimatePerSession, stepSizes, type RampPoint } from './idle-estimate.js';
 import type { HolderMessage, HolderStart } from './idle-holder.js';
 import { MAX_PER_PROCESS, endpoint, fixedUser, type BenchOptions } from './options.js';
-import { procDelta, sampleProcs } from './procstat.js';
+import { fileCounts, procDelta, sampleProcs, type ProcFiles } from './procstat.js';
 import { Guard, imapLogout, imapNoop, imapOpen } from './protocols.js';
 import { paramsOf, type BenchResult } from './result.js';
 import { errorKind, type Wire } from './wire.js';
@@ -100,6 +100,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
       if (measured) points.push({ sessions: opened.reduce((a, b) => a + b, 0), rssKiB: (await settledSample(o.pids, 6000)).rssKiB });
     }
     const rampS = (Date.now() - t0) / 1000;
+    const files: ProcFiles[] | undefined = measured ? fileCounts(o.pids) : undefined;
     const totalOpened = opened.reduce((a, b) => a + b, 0);
 
     // Samplers: a few sessions doing NOOP at an interval through the loaded proxy.
@@ -174,7 +175,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
       errors,
       errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
       errorSamples: samples,
-      idle: { sessions: o.sessions, opened: totalOpened, processes, rampS: Math.round(rampS * 10) / 10 },
+      idle: { sessions: o.sessions, opened: totalOpened, processes, rampS: Math.round(rampS * 10) / 10, ...(files !== undefined ? { files } : {}) },
     };
     if (base !== undefined && before !== undefined && after !== undefined) {
       const d = procDelta(before, after);

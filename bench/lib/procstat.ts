@@ -77,6 +77,43 @@ export function sampleProcs(roots: readonly number[]): ProcSample {
   return { cpu, rssKiB, pids, at: Date.now() };
 }
 
+/** Open files of one process of the tree against its soft limit, read at one moment. */
+export interface ProcFiles {
+  pid: number;
+  /** The command name from /proc/<pid>/comm ("nginx", "imap-login", "node", ...). */
+  comm: string;
+  files: number;
+  /** The soft "Max open files" limit; undefined when unlimited or unreadable. */
+  limit?: number;
+}
+
+/** The soft "Max open files" limit from the text of /proc/<pid>/limits. */
+export function parseOpenFilesLimit(limits: string): number | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits);
+  return m?.[1] !== undefined && m[1] !== 'unlimited' ? Number(m[1]) : undefined;
+}
+
+/**
+ * Open files per process of the tree, those holding at least `min`, most first: shows whether
+ * one process of a proxy ran into its file limit while the others had room (the kernel spreads
+ * connections over processes unevenly).
+ */
+export function fileCounts(roots: readonly number[], min = 16): ProcFiles[] {
+  const out: ProcFiles[] = [];
+  for (const pid of processTree(roots)) {
+    try {
+      const files = readdirSync(`/proc/${pid}/fd`).length;
+      if (files < min) continue;
+      const comm = readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+      const limit = parseOpenFilesLimit(readFileSync(`/proc/${pid}/limits`, 'latin1'));
+      out.push({ pid, comm, files, ...(limit !== undefined ? { limit } : {}) });
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return out.sort((a, b) => b.files - a.files);
+}
+
 export interface ProcDelta {
   pids: number[];
   /** CPU seconds the tree spent between the samples (processes born in between count whole). */

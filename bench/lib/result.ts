@@ -1,7 +1,7 @@
 /** The JSON a run produces, and its one-screen human summary. */
 import type { LatencySummary } from './histogram.js';
 import type { BenchOptions, Mode } from './options.js';
-import type { ProcDelta } from './procstat.js';
+import type { ProcDelta, ProcFiles } from './procstat.js';
 
 export interface Accounting extends ProcDelta {
   /** CPU seconds of the proxy tree per 1,000 operations (logins, deliveries, FETCHes, NOOPs). */
@@ -56,7 +56,15 @@ export interface BenchResult {
   accounting?: Accounting;
   /** The same for --aux-pids (nginx's auth_http server). */
   auxAccounting?: Accounting;
-  idle?: { sessions: number; opened: number; processes: number; rampS: number; sessionsPerGiB?: number };
+  idle?: {
+    sessions: number;
+    opened: number;
+    processes: number;
+    rampS: number;
+    sessionsPerGiB?: number;
+    /** Open files per process of the proxy's tree once the ramp is done, most first (with --pids). */
+    files?: ProcFiles[];
+  };
 }
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -82,6 +90,9 @@ export function summarize(r: BenchResult): string {
   if (r.idle !== undefined) {
     lines.push(`  idle: ${fmt(r.idle.opened)}/${fmt(r.idle.sessions)} sessions over ${r.idle.processes} processes, logged in within ${fmt(r.idle.rampS, 1)} s` +
       (r.idle.sessionsPerGiB !== undefined ? `; ${fmt(r.idle.sessionsPerGiB)} sessions per GiB` : ''));
+    if (r.idle.files !== undefined && r.idle.files.length > 0) {
+      lines.push(`  open files: ${r.idle.files.map((f) => `${f.comm} ${f.pid} ${fmt(f.files)}${f.limit !== undefined ? `/${fmt(f.limit)}` : ''}`).join(', ')}`);
+    }
   }
   return lines.join('\n');
 }

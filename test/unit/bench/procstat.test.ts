@@ -1,0 +1,41 @@
+import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { fileCounts, parseOpenFilesLimit } from '../../../bench/lib/procstat.js';
+
+describe('parseOpenFilesLimit', () => {
+  const head = 'Limit                     Soft Limit           Hard Limit           Units     \n';
+  it('reads the soft limit', () => {
+    expect(parseOpenFilesLimit(`${head}Max processes             95344                95344                processes \nMax open files            1024                 20000                files     \n`)).toBe(1024);
+  });
+  it('has no number for unlimited or a missing line', () => {
+    expect(parseOpenFilesLimit(`${head}Max open files            unlimited            unlimited            files     \n`)).toBeUndefined();
+    expect(parseOpenFilesLimit(head)).toBeUndefined();
+  });
+});
+
+describe('fileCounts', () => {
+  it('counts the open files of a process and its children, most first', async () => {
+    // A child that holds 40 more files than a bare node process.
+    const child = spawn(process.execPath, ['-e', "const fs=require('fs');for(let i=0;i<40;i++)fs.openSync('/dev/null','r');process.stdout.write('ok');setTimeout(()=>{},30000)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      const extra: number[] = [];
+      for (let i = 0; i < 30; i++) extra.push(openSync('/dev/null', 'r'));
+      const counts = fileCounts([process.pid], 0);
+      const mine = counts.find((c) => c.pid === process.pid);
+      const its = counts.find((c) => c.pid === child.pid);
+      expect(mine?.files).toBeGreaterThanOrEqual(30);
+      expect(its?.files).toBeGreaterThanOrEqual(40);
+      expect(its?.comm).toBe(readFileSync(`/proc/${String(child.pid)}/comm`, 'latin1').trim());
+      expect(mine?.limit).toBe(parseOpenFilesLimit(readFileSync('/proc/self/limits', 'latin1')));
+      expect(counts.map((c) => c.files)).toEqual([...counts.map((c) => c.files)].sort((a, b) => b - a));
+      // `min` leaves out processes holding fewer.
+      const big = Math.max(mine?.files ?? 0, its?.files ?? 0);
+      expect(fileCounts([process.pid], big).every((c) => c.files >= big)).toBe(true);
+      for (const fd of extra) closeSync(fd);
+    } finally {
+      child.kill();
+    }
+  });
+});
