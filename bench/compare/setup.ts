@@ -172,7 +172,7 @@ worker_rlimit_nofile 20000;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events {
-  worker_connections 12000;
+  worker_connections 19900;
 }
 mail {
   server_name bench.invalid;
