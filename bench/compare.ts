@@ -211,6 +211,7 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   else if (r.accounting?.rssPerSessionMethod === 'noise') parts.push('memory below GC noise');
   const files = r.idle?.files?.slice(0, 4);
   if (files !== undefined && files.length > 0) parts.push(`files ${files.map((f) => `${f.comm} ${f.files}${f.limit !== undefined ? `/${f.limit}` : ''}`).join(' ')}`);
+  if ((r.idle?.listenOverflows ?? 0) > 0) parts.push(`accept queues overflowed ${r.idle?.listenOverflows ?? 0}×`);
   if (r.errorCount > 0) parts.push(`errors ${JSON.stringify(r.errors)}`);
   return parts.join(', ');
 }

@@ -10,7 +10,7 @@ import { Histogram } from './histogram.js';
 import { estimatePerSession, stepSizes, type RampPoint } from './idle-estimate.js';
 import type { HolderMessage, HolderStart } from './idle-holder.js';
 import { MAX_PER_PROCESS, endpoint, fixedUser, type BenchOptions } from './options.js';
-import { fileCounts, procDelta, sampleProcs, type ProcFiles } from './procstat.js';
+import { fileCounts, listenDrops, procDelta, sampleProcs, type ProcFiles } from './procstat.js';
 import { Guard, imapLogout, imapNoop, imapOpen } from './protocols.js';
 import { paramsOf, type BenchResult } from './result.js';
 import { errorKind, type Wire } from './wire.js';
@@ -53,6 +53,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
   const base = measured ? sampleProcs(o.pids) : undefined;
   const points: RampPoint[] = [];
   const t0 = Date.now();
+  const drops0 = listenDrops();
   for (let i = 0; i < processes; i++) holders.push(fork(new URL('./idle-holder.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const rampStep = (step: number): Promise<void> => new Promise<void>((resolve, reject) => {
     const want = holders.filter((_, i) => (perHolderSteps[i]?.[step] ?? 0) > 0);
@@ -101,6 +102,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
     }
     const rampS = (Date.now() - t0) / 1000;
     const files: ProcFiles[] | undefined = measured ? fileCounts(o.pids) : undefined;
+    const drops1 = listenDrops();
     const totalOpened = opened.reduce((a, b) => a + b, 0);
 
     // Samplers: a few sessions doing NOOP at an interval through the loaded proxy.
@@ -175,7 +177,7 @@ export async function runIdle(o: BenchOptions): Promise<BenchResult> {
       errors,
       errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
       errorSamples: samples,
-      idle: { sessions: o.sessions, opened: totalOpened, processes, rampS: Math.round(rampS * 10) / 10, ...(files !== undefined ? { files } : {}) },
+      idle: { sessions: o.sessions, opened: totalOpened, processes, rampS: Math.round(rampS * 10) / 10, ...(files !== undefined ? { files } : {}), listenOverflows: drops1.overflows - drops0.overflows, listenDrops: drops1.drops - drops0.drops },
     };
     if (base !== undefined && before !== undefined && after !== undefined) {
       const d = procDelta(before, after);

@@ -114,6 +114,31 @@ export function fileCounts(roots: readonly number[], min = 16): ProcFiles[] {
   return out.sort((a, b) => b.files - a.files);
 }
 
+/** The TcpExt counters of /proc/net/netstat's text (a line of names, then a line of values). */
+export function parseTcpExt(netstat: string): Record<string, number> {
+  const lines = netstat.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+  const values = lines[1]?.split(/\s+/).slice(1) ?? [];
+  const out: Record<string, number> = {};
+  names.forEach((n, i) => {
+    if (n !== '' && values[i] !== undefined) out[n] = Number(values[i]);
+  });
+  return out;
+}
+
+/**
+ * Connections the kernel dropped because a listener's accept queue was full, so far, in this
+ * network namespace (every listener in it, not only the proxy's); zero where unreadable.
+ */
+export function listenDrops(): { overflows: number; drops: number } {
+  try {
+    const t = parseTcpExt(readFileSync('/proc/net/netstat', 'latin1'));
+    return { overflows: t['ListenOverflows'] ?? 0, drops: t['ListenDrops'] ?? 0 };
+  } catch {
+    return { overflows: 0, drops: 0 };
+  }
+}
+
 export interface ProcDelta {
   pids: number[];
   /** CPU seconds the tree spent between the samples (processes born in between count whole). */

@@ -64,6 +64,12 @@ export interface BenchResult {
     sessionsPerGiB?: number;
     /** Open files per process of the proxy's tree once the ramp is done, most first (with --pids). */
     files?: ProcFiles[];
+    /**
+     * Connections the kernel dropped during the ramp because an accept queue was full
+     * (TcpExt ListenOverflows / ListenDrops of this network namespace: any listener in it).
+     */
+    listenOverflows?: number;
+    listenDrops?: number;
   };
 }
 
@@ -90,6 +96,9 @@ export function summarize(r: BenchResult): string {
   if (r.idle !== undefined) {
     lines.push(`  idle: ${fmt(r.idle.opened)}/${fmt(r.idle.sessions)} sessions over ${r.idle.processes} processes, logged in within ${fmt(r.idle.rampS, 1)} s` +
       (r.idle.sessionsPerGiB !== undefined ? `; ${fmt(r.idle.sessionsPerGiB)} sessions per GiB` : ''));
+    if ((r.idle.listenOverflows ?? 0) > 0 || (r.idle.listenDrops ?? 0) > 0) {
+      lines.push(`  accept queues full during the ramp: ${fmt(r.idle.listenOverflows ?? 0)} overflows, ${fmt(r.idle.listenDrops ?? 0)} drops (any listener on this host)`);
+    }
     if (r.idle.files !== undefined && r.idle.files.length > 0) {
       lines.push(`  open files: ${r.idle.files.map((f) => `${f.comm} ${f.pid} ${fmt(f.files)}${f.limit !== undefined ? `/${fmt(f.limit)}` : ''}`).join(', ')}`);
     }

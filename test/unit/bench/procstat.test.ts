@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fileCounts, parseOpenFilesLimit } from '../../../bench/lib/procstat.js';
+import { fileCounts, listenDrops, parseOpenFilesLimit, parseTcpExt } from '../../../bench/lib/procstat.js';
 
 describe('parseOpenFilesLimit', () => {
   const head = 'Limit                     Soft Limit           Hard Limit           Units     \n';
@@ -37,5 +37,20 @@ describe('fileCounts', () => {
     } finally {
       child.kill();
     }
+  });
+});
+
+describe('parseTcpExt', () => {
+  it('pairs the names line with the values line', () => {
+    const text = 'TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 3 17 19\nIpExt: InNoRoutes\nIpExt: 0\n';
+    expect(parseTcpExt(text)).toEqual({ SyncookiesSent: 3, ListenOverflows: 17, ListenDrops: 19 });
+  });
+  it('reads this host\'s counters', () => {
+    const t = parseTcpExt(readFileSync('/proc/net/netstat', 'latin1'));
+    expect(typeof t['ListenOverflows']).toBe('number');
+    expect(listenDrops().overflows).toBeGreaterThanOrEqual(t['ListenOverflows'] ?? 0);
+  });
+  it('is empty for text without TcpExt lines', () => {
+    expect(parseTcpExt('IpExt: InNoRoutes\nIpExt: 0\n')).toEqual({});
   });
 });
