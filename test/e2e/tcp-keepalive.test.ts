@@ -13,6 +13,7 @@ import { testConfig } from '../support/config.js';
 import { acceptingLogins, startFakeImap, type FakeImap } from '../support/fake-imap.js';
 import { LineClient } from '../support/lines.js';
 import { startPortier, type RunningPortier } from '../support/portier.js';
+import { procNetAddr, procNetPort } from '../support/procs.js';
 
 let backend: FakeImap;
 const instances: RunningPortier[] = [];
@@ -25,10 +26,6 @@ afterAll(async () => {
   await Promise.all(instances.map((p) => p.stop()));
   await backend?.close();
 });
-
-/** `127.0.0.5` → `0500007F` (the kernel prints the address as a little-endian word). */
-const hexIp = (ip: string): string => ip.split('.').map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0')).reverse().join('');
-const hexPort = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
 
 interface TcpRow {
   local: string;
@@ -55,11 +52,11 @@ function tcpRows(): TcpRow[] {
 function sessionRows(px: RunningPortier, c: LineClient): { client: TcpRow; backendLeg: TcpRow } {
   const rows = tcpRows();
   const clientPort = c.socket.localPort ?? 0;
-  const client = rows.find((r) => r.local === `${hexIp('127.0.0.1')}:${hexPort(px.port('imap'))}` && r.remote === `${hexIp('127.0.0.5')}:${hexPort(clientPort)}`);
-  const backendPeer = `${hexIp(backend.host)}:${hexPort(backend.port)}`;
+  const client = rows.find((r) => r.local === procNetAddr('127.0.0.1', px.port('imap')) && r.remote === procNetAddr('127.0.0.5', clientPort));
+  const backendPeer = procNetAddr(backend.host, backend.port);
   // The backend's newest connection is this session's; portier's end of it has the backend as its remote.
   const conn = backend.connections.at(-1);
-  const backendLeg = rows.find((r) => r.remote === backendPeer && r.local.endsWith(`:${hexPort(conn?.socket.remotePort ?? 0)}`));
+  const backendLeg = rows.find((r) => r.remote === backendPeer && r.local.endsWith(`:${procNetPort(conn?.socket.remotePort ?? 0)}`));
   if (client === undefined || backendLeg === undefined) throw new Error('sockets not found in /proc/net/tcp');
   return { client, backendLeg };
 }
@@ -114,7 +111,7 @@ test('tcp_keepalive: an LMTP client connection is armed from the start (an MTA m
   const c = await LineClient.connect(px.port('lmtp'), { localAddress: '127.0.0.5' });
   expect(await c.line()).toMatch(/^220 /);
   const clientPort = c.socket.localPort ?? 0;
-  const row = tcpRows().find((r) => r.local === `${hexIp('127.0.0.1')}:${hexPort(px.port('lmtp'))}` && r.remote === `${hexIp('127.0.0.5')}:${hexPort(clientPort)}`);
+  const row = tcpRows().find((r) => r.local === procNetAddr('127.0.0.1', px.port('lmtp')) && r.remote === procNetAddr('127.0.0.5', clientPort));
   expect(row?.timer).toBe(2);
   expect(row?.when).toBeLessThanOrEqual(500);
   c.close();

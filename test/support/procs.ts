@@ -292,8 +292,14 @@ export async function waitForPort(host: string, port: number, timeoutMs = 10_000
   await waitFor(`${host}:${port} to accept`, () => tryConnect(host, port), timeoutMs, proc === undefined ? {} : { proc });
 }
 
-function procNetAddr(host: string, port: number): string {
-  const portHex = port.toString(16).toUpperCase().padStart(4, '0');
+/** 143 → `008F`: a port as /proc/net/tcp prints it. */
+export function procNetPort(port: number): string {
+  return port.toString(16).toUpperCase().padStart(4, '0');
+}
+
+/** `127.0.0.5`, 143 → `0500007F:008F`: how /proc/net/tcp prints an IPv4 address and port. */
+export function procNetAddr(host: string, port: number): string {
+  const portHex = procNetPort(port);
   if (isIPv6(host)) throw new Error('procNetAddr: IPv4 only');
   const octets = host.split('.').map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0'));
   return `${octets.reverse().join('')}:${portHex}`;
