@@ -158,6 +158,9 @@ export class Portier {
     this.#tls.reload(loaded.config, loaded.listeners, 'configuration reload');
     this.#runtime = createRuntime(loaded, this.#log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls, limits: this.#limits });
     void old.passdbs.close();
+    // Connections made with the old settings (TLS towards backends, source addresses) are not
+    // handed to new sessions: the old runtime's idle ones get QUIT, and so do those its sessions release later.
+    old.lmtpIdle.close();
     this.#metrics.configReloaded(true);
     this.#log.info({ file: loaded.file }, 'configuration reloaded');
   }
@@ -183,6 +186,7 @@ export class Portier {
     const deadline = Date.now() + deadlineMs;
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const s of this.#sessions) s.socket.destroy();
+    this.#runtime.lmtpIdle.close();
     await closing;
     await this.#admin?.close();
     await this.#adminSocket?.close();

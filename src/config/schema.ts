@@ -280,6 +280,11 @@ export const configSchema = z.strictObject({
   recipient_delimiter: z.string().default('+'),
   /** portier: the largest message LMTP takes, advertised as SIZE (Dovecot 2.4 uses quota_mail_size). */
   lmtp_max_mail_size: size.refine((n) => n > 0, 'must be more than 0').default(64 * 1024 * 1024),
+  /**
+   * portier: backend connections per backend kept open after their client LMTP sessions end,
+   * for the next session (XCLIENT with its facts instead of a new connection); 0 turns it off.
+   */
+  lmtp_proxy_idle_connections: z.number().int().min(0).max(1000).default(8),
   /** Dovecot: where LMTP keeps a message too big for memory while it is delivered (unlinked at once). */
   mail_temp_dir: filePath.default('/tmp'),
 });

@@ -5,7 +5,13 @@
  * message. Only clean connections are kept (see BackendConnection.reusable); a kept one is
  * QUIT after LMTP_KEPT_IDLE_TIMEOUT, when more than LMTP_MAX_KEPT_CONNECTIONS are kept (the
  * least recently used goes), when the client's XCLIENT facts change, and with the session.
- * Dovecot 2.3's proxy opens one connection per transaction: this is an intended difference.
+ *
+ * When the session ends, its kept connections that told the backend their client by XCLIENT
+ * go to the process's IdleBackends (backend/idle.ts; at most lmtp_proxy_idle_connections per backend, for
+ * IDLE_BACKEND_TIMEOUT): the next client session to that backend sends XCLIENT with its
+ * own facts and LHLO on one of them instead of connecting, greeting, LHLO, XCLIENT and LHLO
+ * again. Dovecot 2.3's proxy opens one connection per transaction: this is an intended
+ * difference.
  */
 /** What the pool needs of a connection (C; a stub in unit tests). */
 export interface KeepableConnection {
@@ -91,10 +97,21 @@ export class KeptConnections<C extends KeepableConnection = KeepableConnection> 
     for (const key of [...this.#kept.keys()]) this.#drop(key, why);
   }
 
-  /** The session ended: QUIT everything, keep nothing from now on. */
-  close(): void {
+  /**
+   * The session ended: keep nothing from now on. Each kept connection goes to `release`
+   * (IdleBackends.put, which QUITs what it does not keep), or gets QUIT.
+   */
+  close(release?: (conn: C) => void): void {
     this.#closed = true;
-    this.clear('session ended');
+    if (release === undefined) {
+      this.clear('session ended');
+      return;
+    }
+    for (const [key, k] of [...this.#kept]) {
+      this.#kept.delete(key);
+      clearTimeout(k.timer);
+      release(k.conn);
+    }
   }
 
   #drop(key: string, why: string): void {
@@ -113,3 +130,4 @@ export class KeptConnections<C extends KeepableConnection = KeepableConnection> 
     this.#drop(key, why);
   }
 }
+

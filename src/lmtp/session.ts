@@ -51,8 +51,11 @@ export class LmtpSession implements LmtpContext {
     session.onEnd(() => {
       this.#stopIdle();
       this.tx?.abortUncommitted();
-      // Nothing is kept once the client is gone: every backend connection gets QUIT.
-      this.kept.close();
+      // The kept backend connections that can carry another client session wait for the
+      // next one (backend/idle.ts); the others get QUIT.
+      const idle = session.runtime.lmtpIdle;
+      const max = session.runtime.config.lmtp_proxy_idle_connections;
+      this.kept.close((conn) => idle.put(conn, max));
       this.tx?.close();
       void this.#spool?.close();
     });

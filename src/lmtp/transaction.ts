@@ -8,7 +8,7 @@
  * one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has started: a
  * backend that fails gives 451 to exactly the recipients it had not answered.
  */
-import { asFailure, failure, type ProxyFailure } from '../backend/failure.js';
+import { asFailure, failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
 import type { ClientSession } from '../login/session.js';
 import { publishProxy } from '../telemetry/events.js';
 import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
@@ -66,7 +66,10 @@ class Group {
     const started = Date.now();
     const reuse = kept.take(this.route.key, clientFacts(ctx, this.route));
     // A kept connection the backend has given up on: once, a new one, before the client hears anything.
-    if (reuse !== undefined && (await this.#again(session, reuse, envelope, first, started))) return;
+    if (reuse !== undefined && (await this.#again(session, reuse, () => reuse.again(this.route, envelope, first), first, started))) return;
+    // An earlier session's connection to this backend, told this client's facts by a new XCLIENT.
+    const idle = reuse === undefined ? session.runtime.lmtpIdle.take(this.route.key) : undefined;
+    if (idle !== undefined && (await this.#again(session, idle, () => this.#adopt(session, idle, ctx, envelope, first), first, started))) return;
     const { health } = session.runtime;
     const admission = health.admit(this.route.key);
     if (!admission.go) {
@@ -97,12 +100,20 @@ class Group {
     }
   }
 
-  /** MAIL FROM on a kept connection; false when it was unusable and a new one is needed. */
-  async #again(session: ClientSession, conn: BackendConnection, envelope: Envelope, first: Recipient, started: number): Promise<boolean> {
+  /** XCLIENT, LHLO and MAIL on an idle connection; a backend that refuses the XCLIENT gets no more of them kept. */
+  async #adopt(session: ClientSession, conn: BackendConnection, ctx: UpstreamContext, envelope: Envelope, first: Recipient): Promise<Opening> {
+    const opened = await conn.adopt(ctx, this.route, envelope, first);
+    if (opened !== 'refused') return opened;
+    session.runtime.lmtpIdle.refusedBy(this.route.key);
+    throw new ProxyFailureError(failure('remote', `backend ${this.route.name} refused a second XCLIENT on a connection an earlier session used; its connections are no longer kept between sessions`));
+  }
+
+  /** MAIL FROM on a kept (or idle) connection; false when it was unusable and a new one is needed. */
+  async #again(session: ClientSession, conn: BackendConnection, open: () => Promise<Opening>, first: Recipient, started: number): Promise<boolean> {
     const { health } = session.runtime;
     let opened: Opening;
     try {
-      opened = await conn.again(this.route, envelope, first);
+      opened = await open();
     } catch (err) {
       const f = asFailure(err);
       conn.destroy();

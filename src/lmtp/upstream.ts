@@ -133,6 +133,8 @@ export class BackendConnection {
   #phase: BackendPhase = 'spent';
   /** Transactions this connection has carried (1 for a new one). */
   #transactions = 0;
+  /** The attributes the last XCLIENT set (undefined: none was sent, the backend knows no client). */
+  #told: string | undefined;
   /** The current transaction's DATA command and its reply, once sent (startData). */
   #dataGo: Promise<DataStart> | undefined;
   /** While kept idle between transactions: called once when the connection is lost. */
@@ -196,13 +198,49 @@ export class BackendConnection {
     }
     const attrs = this.#caps.get('XCLIENT');
     if (attrs !== undefined && !this.route.notTrusted) {
-      const r = await this.#command(this.#xclient(ctx, attrs));
+      const x = this.#xclient(ctx, attrs);
+      const r = await this.#command(x.line);
       // Postfix and Dovecot answer with a new greeting; the session starts over (LHLO again).
       if (r.code !== 220 && (r.code < 200 || r.code > 299)) {
         throw fault('config', `backend refused XCLIENT: ${r.code} ${printable(r.lines.join(' '))}`);
       }
+      this.#told = x.attrs;
       await this.#hello(ctx);
     }
+    return this.#mail(false, envelope, first);
+  }
+
+  /**
+   * Can carry another client session (pool.ts, IdleBackends): reusable, no transaction open,
+   * and the backend was told its client by XCLIENT, so a new XCLIENT can tell it the next one.
+   */
+  get shareable(): boolean {
+    return this.reusable && this.#phase === 'ready' && this.#told !== undefined;
+  }
+
+  /**
+   * Another client session's first transaction on this connection, left idle by an earlier
+   * session: XCLIENT with this client's facts (the backend starts the session over: a new
+   * greeting), LHLO, then MAIL FROM (and the first RCPT). `'refused'` when the backend
+   * refuses the second XCLIENT (the caller QUITs it and opens a new one). Throws when the
+   * connection is not usable: closed, a bad reply, or a new XCLIENT that cannot carry every
+   * attribute the last one set (a long HELO name is left out), which would leave the earlier
+   * client's value on the backend.
+   */
+  async adopt(ctx: UpstreamContext, route: BackendRoute, envelope: Envelope, first?: Recipient): Promise<Opening | 'refused'> {
+    if (!this.shareable) throw new ProxyFailureError(this.#failure ?? failure('remote', `backend ${this.route.name}: connection not reusable`));
+    this.#idleWatch = undefined;
+    this.#route = route;
+    const x = this.#xclient(ctx, this.#caps.get('XCLIENT') ?? '');
+    if (x.attrs !== this.#told) throw fault('config', `backend ${route.name}: XCLIENT cannot replace every fact the last client set (${this.#told} → ${x.attrs})`);
+    this.#phase = 'spent';
+    const r = await this.#command(x.line);
+    if (r.code !== 220 && (r.code < 200 || r.code > 299)) {
+      // The backend still has the earlier client's facts: this connection carries nothing more.
+      this.#told = undefined;
+      return 'refused';
+    }
+    await this.#hello(ctx);
     return this.#mail(false, envelope, first);
   }
 
@@ -414,12 +452,13 @@ export class BackendConnection {
     }
   }
 
-  #xclient(ctx: UpstreamContext, offered: string): string {
+  /** The XCLIENT line for this client, and the names of the attributes it sets. */
+  #xclient(ctx: UpstreamContext, offered: string): { line: string; attrs: string } {
     const allowed = new Set(offered.split(/\s+/));
     const c = ctx.client;
     const pick = <K extends (typeof XCLIENT_ATTRS)[number]>(attr: K, v: XclientParams[Lowercase<K>]): XclientParams[Lowercase<K>] | undefined =>
       allowed.has(attr) ? v : undefined;
-    const params: XclientParams = {
+    let params: XclientParams = {
       addr: pick('ADDR', c.addr),
       port: pick('PORT', c.port),
       helo: pick('HELO', c.helo),
@@ -427,9 +466,17 @@ export class BackendConnection {
       session: pick('SESSION', c.session),
       ttl: pick('TTL', this.route.ttl),
     };
-    const line = formatXclient(params);
+    let line = formatXclient(params);
     // A long HELO name is the only attribute that can push the line over the limit: drop it.
-    return line.length <= MAX_XCLIENT_LINE ? line : formatXclient({ ...params, helo: undefined });
+    if (line.length > MAX_XCLIENT_LINE) {
+      params = { ...params, helo: undefined };
+      line = formatXclient(params);
+    }
+    const attrs = Object.entries(params)
+      .filter(([, v]) => v !== undefined)
+      .map(([k]) => k)
+      .join(' ');
+    return { line, attrs };
   }
 
   async #upgrade(ctx: UpstreamContext): Promise<void> {

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { LoadedConfig, ListenerSpec } from '../config/load.js';
 import type { Config, Protocol } from '../config/schema.js';
 import { BackendHealth } from '../backend/health.js';
+import { IdleBackends } from '../backend/idle.js';
 import type { LocalBackend } from '../backend/route.js';
 import { SourceIps } from '../backend/source-ips.js';
 import { DisconnectSpreader } from '../splice/spread.js';
@@ -14,6 +15,7 @@ import { netBlockList } from '../config/types.js';
 import { PassdbChain } from '../passdb/chain.js';
 import { AuthPenalty } from '../passdb/penalty.js';
 import { ConnectionLimits } from './limits.js';
+import type { BackendConnection } from '../lmtp/upstream.js';
 import type { Logger } from '../telemetry/log.js';
 import { TlsStore } from '../tls/store.js';
 
@@ -35,6 +37,11 @@ export interface Runtime {
   /** Process-wide: pre-auth and user+IP connection counts. */
   readonly limits: ConnectionLimits;
   readonly localBackends: Readonly<Partial<Record<Protocol, LocalBackend>>>;
+  /**
+   * LMTP backend connections no client session holds (backend/idle.ts), for this runtime's
+   * sessions: a reload starts with none (the old ones were made with the old settings).
+   */
+  readonly lmtpIdle: IdleBackends<BackendConnection>;
 }
 
 export interface SharedState {
@@ -67,5 +74,6 @@ export function createRuntime(loaded: LoadedConfig, log: Logger, shared: SharedS
     disconnects: shared.disconnects ?? new DisconnectSpreader(() => config.login_proxy_max_disconnect_delay),
     limits: shared.limits ?? new ConnectionLimits(),
     localBackends,
+    lmtpIdle: new IdleBackends({ onDrop: (conn, why) => log.debug({ backend: conn.route.name, why }, 'idle LMTP backend connection closed') }),
   };
 }

@@ -56,8 +56,9 @@ function users(): string {
 }
 
 /** `extra`: more top-level settings (YAML lines). */
+/** Each test reads whole backend dialogues: no connection carries over to a later session (see lmtp-reuse.test.ts). */
 function config(extra = ''): string {
-  return testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { ssl_client_ca_file: caFile, login_trusted_networks: MTA_IP, log_level: 'debug' }, extra });
+  return testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { ssl_client_ca_file: caFile, login_trusted_networks: MTA_IP, log_level: 'debug', lmtp_proxy_idle_connections: 0 }, extra });
 }
 
 function message(subject: string, body = 'Hello.\r\n'): Buffer {

@@ -49,7 +49,8 @@ function users(): string {
 }
 
 /** `extra`: more top-level settings (YAML); `service`: the listeners, else lmtp on a fresh port. */
-function config(opts: { ssl?: 'yes' | 'required'; extra?: string; service?: string } = {}): string {
+/** `idle`: lmtp_proxy_idle_connections (default: portier's). */
+function config(opts: { ssl?: 'yes' | 'required'; extra?: string; service?: string; idle?: number } = {}): string {
   return testConfig(['lmtp'], {
     base: LOOPBACK_SETTINGS,
     settings: {
@@ -61,6 +62,7 @@ function config(opts: { ssl?: 'yes' | 'required'; extra?: string; service?: stri
       lmtp_max_mail_size: '25M',
       mail_temp_dir: spoolDir,
       log_level: 'debug',
+      ...(opts.idle !== undefined ? { lmtp_proxy_idle_connections: opts.idle } : {}),
     },
     ...(opts.extra !== undefined ? { extra: opts.extra } : {}),
     ...(opts.service !== undefined ? { service: opts.service } : {}),
@@ -104,8 +106,10 @@ beforeAll(async () => {
     startDovecot({ ...trust, address: '127.0.0.4', users: [{ user: 'eve@c.example', password: 'x' }, { user: 'frank@c.example', password: 'x' }] }),
   ]);
   lmtpPort = await freePort('127.0.0.1');
+  // Some tests read Dovecot's "Disconnect from <client>" lines, logged when a backend
+  // connection closes: none is left open for a later session (that is lmtp-reuse.test.ts's).
   px = await startPortier(
-    config({ service: `service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n      lmtps: { port: {{port}}, ssl: yes }\n` }),
+    config({ idle: 0, service: `service:\n  lmtp:\n    inet_listener:\n      lmtp: { port: ${lmtpPort} }\n      lmtps: { port: {{port}}, ssl: yes }\n` }),
     { users: users() },
   );
   local = await startPortier(config({ extra: `local_backend:\n  lmtp: ${a.host}:${a.ports.lmtp}\n` }), { users: users() });

@@ -5,10 +5,15 @@
  * restarted between transactions, scripted backends that close a kept connection (after
  * DATA, at the next MAIL, with 421), RSET before MAIL after an abandoned transaction, what is
  * never reused (refused DATA, other client facts after XCLIENT/LHLO), the bound on kept
- * connections, the idle QUIT, and no connection left open after the client goes.
+ * connections, the idle QUIT, and no connection left open after the client goes. Between
+ * client sessions (backend/idle.ts): the next session's XCLIENT on an earlier session's
+ * connection (real Dovecot), a backend that refuses it, a reload, the bound and shutdown.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { LMTP_KEPT_IDLE_TIMEOUT, LMTP_MAX_KEPT_CONNECTIONS } from '../../src/lmtp/pool.js';
 import { CLIENT_IP, greeted } from '../support/clients.js';
 import { LOOPBACK_SETTINGS, testConfig } from '../support/config.js';
@@ -32,7 +37,12 @@ function fakeBackend(script: Script = {}): Promise<Fake> {
 
 let a: DovecotBackend;
 let b: DovecotBackend;
+/** Adds a Received header, which shows the client address XCLIENT gave it. */
+let d: DovecotBackend;
 let px: RunningPortier;
+/** Default idle connections between sessions, at most SHARED_IDLE per backend. */
+let shared: RunningPortier;
+const SHARED_IDLE = 2;
 const fakes: Record<string, Fake> = {};
 const FAKE_SCRIPTS: Record<string, Script> = {
   plain: {},
@@ -44,6 +54,10 @@ const FAKE_SCRIPTS: Record<string, Script> = {
   'no-pipelining': { noPipelining: true },
   'quit-linger': { quitLingerMs: 300 },
   'quit-stays': { quitLingerMs: 10_000 },
+  // Between client sessions (the `shared` portier).
+  'xclient-once': { xclientOnce: true },
+  reload: {},
+  bound: {},
   // Five routes for the bound on kept connections, one more than LMTP_MAX_KEPT_CONNECTIONS.
   ...Object.fromEntries(Array.from({ length: LMTP_MAX_KEPT_CONNECTIONS + 1 }, (_, i) => [`r${i}`, {}])),
 };
@@ -59,8 +73,8 @@ function message(subject: string): Buffer {
   return Buffer.from(`From: sender@example.org\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@test>\r\n\r\nHello.\r\n`);
 }
 
-async function client(from = CLIENT_IP): Promise<LineClient> {
-  const l = await greeted(px, 'lmtp', { from, greetingTimeoutMs: 10_000 });
+async function client(from = CLIENT_IP, p: RunningPortier = px): Promise<LineClient> {
+  const l = await greeted(p, 'lmtp', { from, greetingTimeoutMs: 10_000 });
   expect(l.greeting).toMatch(/^220 /);
   l.write('LHLO mta.test\r\n');
   await readReply(l);
@@ -97,18 +111,22 @@ async function connectsSince(d: DovecotBackend, offset: number): Promise<number>
 
 beforeAll(async () => {
   const trust = { trustedNetworks: ['127.0.0.1'], protocols: ['lmtp' as const] };
-  [a, b] = await Promise.all([
+  [a, b, d] = await Promise.all([
     startDovecot({ ...trust, address: '127.0.0.2', users: [{ user: 'alice@a.example', password: 'x' }, { user: 'carol@a.example', password: 'x' }] }),
     startDovecot({ ...trust, address: '127.0.0.3', users: [{ user: 'bob@b.example', password: 'x' }] }),
+    startDovecot({ ...trust, address: '127.0.0.4', users: [{ user: 'dina@d.example', password: 'x' }], extraConf: 'lmtp_add_received_header = yes\n' }),
   ]);
   for (const [name, script] of Object.entries(FAKE_SCRIPTS)) fakes[name] = await fakeBackend(script);
-  px = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { login_trusted_networks: MTA_IP, log_level: 'debug' } }), { users: users() });
+  // The tests up to "between client sessions" count connections per session: none carries over.
+  px = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { login_trusted_networks: MTA_IP, log_level: 'debug', lmtp_proxy_idle_connections: 0 } }), { users: users() });
+  const sharedUsers = `${users()}dina@d.example:::::::proxy=y host=${d.host} port=${d.ports.lmtp}\n`;
+  shared = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { log_level: 'debug', lmtp_proxy_idle_connections: SHARED_IDLE } }), { users: sharedUsers });
 });
 
 afterAll(async () => {
-  await px?.stop();
+  await Promise.all([px?.stop(), shared?.stop()]);
   await Promise.all(Object.values(fakes).map((f) => f.close()));
-  await Promise.all([a?.stop(), b?.stop()]);
+  await Promise.all([a?.stop(), b?.stop(), d?.stop()]);
 });
 
 const fake = (name: string): Fake => {
@@ -270,6 +288,85 @@ describe('what is never reused', () => {
     expect(xclients[0]).toMatch(/ADDR=127\.0\.0\.6 .*HELO=mta\.test /);
     expect(xclients[1]).toMatch(/ADDR=192\.0\.2\.44 .*HELO=mta\.test /);
     expect(xclients[2]).toMatch(/ADDR=192\.0\.2\.44 .*HELO=other-name\.test /);
+  });
+});
+
+describe('between client sessions (lmtp_proxy_idle_connections)', () => {
+  test('real Dovecot: the next client session uses the last one\'s backend connection, and XCLIENT tells Dovecot its own address', async () => {
+    const offset = (await d.readLog()).length;
+    const ids: string[] = [];
+    for (const [from, subject] of [['127.0.0.8', 'between-1'], ['127.0.0.9', 'between-2']] as const) {
+      const l = await client(from, shared);
+      const replies = await transaction(l, ['dina@d.example'], subject);
+      expect(replies).toHaveLength(1);
+      const id = /^250 2\.0\.0 <dina@d\.example> (\S+) Saved/.exec(replies[0] ?? '')?.[1];
+      expect(id, replies[0]).toBeDefined();
+      ids.push(id ?? '');
+      await quit(l);
+    }
+    // One connection for both sessions; each message says which client it came from.
+    expect(await connectsSince(d, offset)).toBe(1);
+    const [first] = await inbox(d, 'dina@d.example', 'between-1');
+    const [second] = await inbox(d, 'dina@d.example', 'between-2');
+    expect(first?.toString('latin1')).toMatch(/^Received: from \S+ \(\[127\.0\.0\.8\]\)/);
+    expect(second?.toString('latin1')).toMatch(/^Received: from \S+ \(\[127\.0\.0\.9\]\)/);
+    // Dovecot's session ids are the ones portier forwarded, one per client session (Dovecot
+    // numbers the transactions of a connection: the second is logged as `<id>:T2`).
+    expect(new Set(ids).size).toBe(2);
+    for (const id of ids) await d.waitForLog(new RegExp(`lmtp\\(dina@d\\.example\\)<\\d+><${id}(:T\\d+)?>: Info: .*saved mail to INBOX`), 5000, offset);
+  });
+
+  test('a backend that refuses a second XCLIENT: the session gets a new connection, and none of that backend\'s is kept again', async () => {
+    const f = fake('xclient-once');
+    const before = f.conns.length;
+    for (let i = 0; i < 3; i++) {
+      const l = await client(CLIENT_IP, shared);
+      const replies = await transaction(l, ['xclient-once@x.example'], `once-${i}`);
+      expect(replies).toHaveLength(1);
+      expect(replies[0]).toMatch(/^250 /);
+      await quit(l);
+    }
+    await f.allClosed();
+    // The first connection got the refused XCLIENT and was cut; the next two were QUIT with their sessions.
+    const conns = f.conns.slice(before);
+    expect(conns.map((c) => c.lines.filter((x) => x.startsWith('XCLIENT')).length)).toEqual([2, 1, 1]);
+    expect(conns.slice(1).map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT']);
+  });
+
+  test('a reload: the idle connection made with the old settings gets QUIT, the next session opens a new one', async () => {
+    const f = fake('reload');
+    const before = f.conns.length;
+    const first = await client(CLIENT_IP, shared);
+    expect(await transaction(first, ['reload@x.example'], 'reload-1')).toHaveLength(1);
+    await quit(first);
+    expect(f.conns[before]?.open).toBe(true);
+    const file = join(shared.dir, 'portier.yaml');
+    shared.portier.reload(parseConfig(readFileSync(file, 'utf8'), file));
+    await f.conns[before]?.closed;
+    expect(f.conns[before]?.lines.at(-1)).toBe('QUIT');
+    const second = await client(CLIENT_IP, shared);
+    expect(await transaction(second, ['reload@x.example'], 'reload-2')).toHaveLength(1);
+    await quit(second);
+    expect(f.conns.length - before).toBe(2);
+    expect(f.conns[before + 1]?.lines.filter((x) => x.startsWith('XCLIENT'))).toHaveLength(1);
+  });
+
+  test(`at most ${SHARED_IDLE} idle per backend: past it the oldest gets QUIT; at shutdown all do`, async () => {
+    const f = fake('bound');
+    const before = f.conns.length;
+    // Three sessions at once: each needs its own backend connection.
+    const ls = [await client(CLIENT_IP, shared), await client(CLIENT_IP, shared), await client(CLIENT_IP, shared)];
+    for (const [i, l] of ls.entries()) expect(await transaction(l, ['bound@x.example'], `bound-${i}`)).toHaveLength(1);
+    expect(f.conns.length - before).toBe(3);
+    for (const l of ls) await quit(l);
+    // The first released is the oldest: the third one past the bound sends it QUIT.
+    await f.conns[before]?.closed;
+    const conns = f.conns.slice(before);
+    expect(conns.map((c) => c.lines.at(-1) === 'QUIT')).toEqual([true, false, false]);
+    expect(conns.map((c) => c.open)).toEqual([false, true, true]);
+    await shared.stop();
+    await f.allClosed();
+    expect(conns.map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT', 'QUIT']);
   });
 });
 

@@ -167,6 +167,8 @@ export interface FakeOptions {
   quitLingerMs?: number;
   /** Offer CHUNKING (RFC 3030) and take BDAT; `refuse`: 554 to each recipient of BDAT LAST. */
   chunking?: 'ok' | 'refuse';
+  /** Answer a second XCLIENT on one connection with 550 (as a backend that judges it by the first one's address might). */
+  xclientOnce?: boolean;
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -283,7 +285,10 @@ export async function startFakeLmtp(host: string, behaviour: FakeBehaviour, opts
         commands++;
         const verb = line.split(' ')[0]?.toUpperCase();
         if (verb === (opts.smtp === true ? 'EHLO' : 'LHLO')) socket.write(['fake', ...caps].map((c, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${c}\r\n`).join(''));
-        else if (verb === 'XCLIENT') socket.write('220 fake LMTP again\r\n');
+        else if (verb === 'XCLIENT') {
+          const again = conn.lines.filter((l) => l.toUpperCase().startsWith('XCLIENT')).length > 1;
+          socket.write(again && opts.xclientOnce === true ? '550 5.7.0 fake: not from a trusted address\r\n' : '220 fake LMTP again\r\n');
+        }
         else if (verb === 'MAIL') {
           const action = opts.mail?.(++mails) ?? 'ok';
           if (action === 'close') return void socket.destroy();

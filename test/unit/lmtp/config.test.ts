@@ -1,5 +1,5 @@
 /**
- * The LMTP settings: defaults, sizes, a relative mail_temp_dir taken from the configuration
+ * The LMTP settings: defaults, sizes, lmtp_proxy_idle_connections, a relative mail_temp_dir taken from the configuration
  * file's directory, and a mail_temp_dir that cannot be used refused at start (with lmtp on).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,13 @@ describe('LMTP settings', () => {
     expect(c.config.recipient_delimiter).toBe('+');
     expect(c.config.lmtp_max_mail_size).toBe(64 * 1024 * 1024);
     expect(c.config.mail_temp_dir).toBe('/tmp');
+    expect(c.config.lmtp_proxy_idle_connections).toBe(8);
     expect(c.listeners.map((l) => `${l.name}:${l.port}`)).toEqual(['lmtp:24']);
+  });
+
+  test('lmtp_proxy_idle_connections: 0 turns it off; negative, fractional or huge values are refused', () => {
+    expect(parseConfig(`${base}lmtp_proxy_idle_connections: 0\n`, join(dir, 'p.yaml')).config.lmtp_proxy_idle_connections).toBe(0);
+    for (const bad of ['-1', '2.5', '1001', 'many']) expect(refused(`${base}lmtp_proxy_idle_connections: ${bad}\n`)[0], bad).toMatch(/lmtp_proxy_idle_connections: /);
   });
 
   test('sizes and a relative mail_temp_dir (relative to the configuration file)', () => {

@@ -1,34 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { KeptConnections, LMTP_KEPT_IDLE_TIMEOUT, LMTP_MAX_KEPT_CONNECTIONS, type KeepableConnection } from '../../../src/lmtp/pool.js';
-
-class Stub implements KeepableConnection {
-  readonly route: { key: string; name: string };
-  reusable = true;
-  quits = 0;
-  #onLost: (() => void) | undefined;
-
-  constructor(key: string) {
-    this.route = { key, name: key };
-  }
-
-  quit(): void {
-    this.quits++;
-    this.reusable = false;
-    this.#onLost = undefined;
-  }
-
-  keepIdle(onLost: () => void): void {
-    this.#onLost = onLost;
-  }
-
-  /** The backend closes it while kept. */
-  lose(): void {
-    this.reusable = false;
-    const f = this.#onLost;
-    this.#onLost = undefined;
-    f?.();
-  }
-}
+import { KeptConnections, LMTP_KEPT_IDLE_TIMEOUT, LMTP_MAX_KEPT_CONNECTIONS } from '../../../src/lmtp/pool.js';
+import { StubConnection as Stub } from '../../support/stub-connection.js';
 
 describe('KeptConnections', () => {
   beforeEach(() => {
