@@ -65,7 +65,7 @@ export class Portier {
     this.#penalty = AuthPenalty.fromConfig(loaded.config, log);
     this.#tls = new TlsStore(loaded.config, loaded.listeners, log);
     this.#runtime = createRuntime(loaded, log, { health: this.#health, disconnects: this.#disconnects, penalty: this.#penalty, tls: this.#tls, limits: this.#limits });
-    this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts() });
+    this.#metrics = new Metrics({ sessionCounts: () => this.#sessionCounts(), lmtpIdleConnections: () => this.#runtime.lmtpIdle.size });
   }
 
   get metrics(): Metrics {

@@ -10,6 +10,8 @@ import { events, type AuthEvent, type ConnectionEvent, type ProxyEvent, type Ses
 export interface MetricsSource {
   /** Current sessions by protocol and state, read at scrape time. */
   sessionCounts(): { protocol: string; state: string; count: number }[];
+  /** LMTP backend connections waiting for the next client session (backend/idle.ts). */
+  lmtpIdleConnections(): number;
 }
 
 export class Metrics {
@@ -46,6 +48,14 @@ export class Metrics {
       collect() {
         this.reset();
         for (const c of source.sessionCounts()) this.set({ protocol: c.protocol, state: c.state }, c.count);
+      },
+    });
+    new Gauge({
+      name: 'portier_lmtp_idle_backend_connections',
+      help: 'LMTP backend connections kept open for the next client session (lmtp_proxy_idle_connections).',
+      registers: [r],
+      collect() {
+        this.set(source.lmtpIdleConnections());
       },
     });
     this.configReloadOk = new Gauge({ name: 'portier_config_last_reload_successful', help: '1 if the last configuration (re)load succeeded.', registers: [r] });

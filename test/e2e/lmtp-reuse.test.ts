@@ -354,6 +354,8 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
   test(`at most ${SHARED_IDLE} idle per backend: past it the oldest gets QUIT; at shutdown all do`, async () => {
     const f = fake('bound');
     const before = f.conns.length;
+    const idleGauge = async (): Promise<number> => Number(/^portier_lmtp_idle_backend_connections (\d+)$/m.exec(await shared.portier.metrics.registry.metrics())?.[1]);
+    const idleBefore = await idleGauge();
     // Three sessions at once: each needs its own backend connection.
     const ls = [await client(CLIENT_IP, shared), await client(CLIENT_IP, shared), await client(CLIENT_IP, shared)];
     for (const [i, l] of ls.entries()) expect(await transaction(l, ['bound@x.example'], `bound-${i}`)).toHaveLength(1);
@@ -364,6 +366,7 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
     const conns = f.conns.slice(before);
     expect(conns.map((c) => c.lines.at(-1) === 'QUIT')).toEqual([true, false, false]);
     expect(conns.map((c) => c.open)).toEqual([false, true, true]);
+    expect(await idleGauge()).toBe(idleBefore + SHARED_IDLE);
     await shared.stop();
     await f.allClosed();
     expect(conns.map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT', 'QUIT']);
