@@ -66,7 +66,8 @@ beforeAll(async () => {
   r.disconnect();
   px = await startPortier(
     testConfig(['imap', 'pop3', 'lmtp'], {
-      settings: { auth_username_chars: "''", auth_username_format: "'%u'", imap_id_retain: 'yes', login_trusted_networks: TRUSTED },
+      // lmtp_proxy_idle_connections 0: each LMTP test reads the dialogue of a backend connection of its own.
+      settings: { auth_username_chars: "''", auth_username_format: "'%u'", imap_id_retain: 'yes', login_trusted_networks: TRUSTED, lmtp_proxy_idle_connections: 0 },
       passdb: passdbEntry('redis', { connect: redis.url, key: "'mail:%s:%n'" }),
     }),
   );
