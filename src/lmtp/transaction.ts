@@ -8,7 +8,7 @@
  * one per accepted recipient (RFC 2033 §4.2). Nothing is retried once DATA has started: a
  * backend that fails gives 451 to exactly the recipients it had not answered.
  */
-import { asFailure, failure, ProxyFailureError, type ProxyFailure } from '../backend/failure.js';
+import { asFailure, failure, type ProxyFailure } from '../backend/failure.js';
 import type { ClientSession } from '../login/session.js';
 import { publishProxy } from '../telemetry/events.js';
 import { backendFailureReply, rcptAccepted, relayReply } from './replies.js';
@@ -100,20 +100,33 @@ class Group {
     }
   }
 
-  /** XCLIENT, LHLO and MAIL on an idle connection; a backend that refuses the XCLIENT gets no more of them kept. */
-  async #adopt(session: ClientSession, conn: BackendConnection, ctx: UpstreamContext, envelope: Envelope, first: Recipient): Promise<Opening> {
+  /**
+   * XCLIENT, LHLO and MAIL on an idle connection; undefined when it cannot carry this client
+   * (QUIT, and a new connection is opened). A backend that refuses the XCLIENT gets no more
+   * of its connections kept between sessions.
+   */
+  async #adopt(session: ClientSession, conn: BackendConnection, ctx: UpstreamContext, envelope: Envelope, first: Recipient): Promise<Opening | undefined> {
     const opened = await conn.adopt(ctx, this.route, envelope, first);
-    if (opened !== 'refused') return opened;
-    session.runtime.lmtpIdle.refusedBy(this.route.key);
-    throw new ProxyFailureError(failure('remote', `backend ${this.route.name} refused a second XCLIENT on a connection an earlier session used; its connections are no longer kept between sessions`));
+    if (opened === 'unfit') {
+      if (session.log.enabled('debug')) session.log.debug({ backend: this.route.name }, 'idle backend connection cannot be told every fact of this client; opening a new one');
+    } else if (opened === 'refused') {
+      session.runtime.lmtpIdle.refusedBy(this.route.key);
+      session.log.info({ backend: this.route.name }, 'backend refused a second XCLIENT on a connection an earlier session used; its connections are no longer kept between sessions');
+    } else {
+      return opened;
+    }
+    conn.quit();
+    return undefined;
   }
 
-  /** MAIL FROM on a kept (or idle) connection; false when it was unusable and a new one is needed. */
-  async #again(session: ClientSession, conn: BackendConnection, open: () => Promise<Opening>, first: Recipient, started: number): Promise<boolean> {
+  /** MAIL FROM on a kept (or idle) connection; false when it was not used or unusable, and a new one is needed. */
+  async #again(session: ClientSession, conn: BackendConnection, open: () => Promise<Opening | undefined>, first: Recipient, started: number): Promise<boolean> {
     const { health } = session.runtime;
     let opened: Opening;
     try {
-      opened = await open();
+      const o = await open();
+      if (o === undefined) return false;
+      opened = o;
     } catch (err) {
       const f = asFailure(err);
       conn.destroy();

@@ -221,18 +221,18 @@ export class BackendConnection {
   /**
    * Another client session's first transaction on this connection, left idle by an earlier
    * session: XCLIENT with this client's facts (the backend starts the session over: a new
-   * greeting), LHLO, then MAIL FROM (and the first RCPT). `'refused'` when the backend
-   * refuses the second XCLIENT (the caller QUITs it and opens a new one). Throws when the
-   * connection is not usable: closed, a bad reply, or a new XCLIENT that cannot carry every
-   * attribute the last one set (a long HELO name is left out), which would leave the earlier
-   * client's value on the backend.
+   * greeting), LHLO, then MAIL FROM (and the first RCPT). Not used, and nothing sent, when the
+   * new XCLIENT cannot carry every attribute the last one set (`'unfit'`: a HELO name too long
+   * for the line is left out, and the backend would keep the earlier client's); `'refused'`
+   * when the backend refuses the second XCLIENT. Either way the caller QUITs it and opens a
+   * new one. Throws when the connection is not usable: closed, a bad reply, a timeout.
    */
-  async adopt(ctx: UpstreamContext, route: BackendRoute, envelope: Envelope, first?: Recipient): Promise<Opening | 'refused'> {
+  async adopt(ctx: UpstreamContext, route: BackendRoute, envelope: Envelope, first?: Recipient): Promise<Opening | 'refused' | 'unfit'> {
     if (!this.shareable) throw new ProxyFailureError(this.#failure ?? failure('remote', `backend ${this.route.name}: connection not reusable`));
+    const x = this.#xclient(ctx, this.#caps.get('XCLIENT') ?? '');
+    if (x.attrs !== this.#told) return 'unfit';
     this.#idleWatch = undefined;
     this.#route = route;
-    const x = this.#xclient(ctx, this.#caps.get('XCLIENT') ?? '');
-    if (x.attrs !== this.#told) throw fault('config', `backend ${route.name}: XCLIENT cannot replace every fact the last client set (${this.#told} → ${x.attrs})`);
     this.#phase = 'spent';
     const r = await this.#command(x.line);
     if (r.code !== 220 && (r.code < 200 || r.code > 299)) {

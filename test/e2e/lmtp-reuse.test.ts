@@ -56,6 +56,7 @@ const FAKE_SCRIPTS: Record<string, Script> = {
   'quit-stays': { quitLingerMs: 10_000 },
   // Between client sessions (the `shared` portier).
   'xclient-once': { xclientOnce: true },
+  unfit: {},
   reload: {},
   bound: {},
   // Five routes for the bound on kept connections, one more than LMTP_MAX_KEPT_CONNECTIONS.
@@ -120,7 +121,7 @@ beforeAll(async () => {
   // The tests up to "between client sessions" count connections per session: none carries over.
   px = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { login_trusted_networks: MTA_IP, log_level: 'debug', lmtp_proxy_idle_connections: 0 } }), { users: users() });
   const sharedUsers = `${users()}dina@d.example:::::::proxy=y host=${d.host} port=${d.ports.lmtp}\n`;
-  shared = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { log_level: 'debug', lmtp_proxy_idle_connections: SHARED_IDLE } }), { users: sharedUsers });
+  shared = await startPortier(testConfig(['lmtp'], { base: LOOPBACK_SETTINGS, settings: { login_trusted_networks: MTA_IP, log_level: 'debug', lmtp_proxy_idle_connections: SHARED_IDLE } }), { users: sharedUsers });
 });
 
 afterAll(async () => {
@@ -327,10 +328,34 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
       await quit(l);
     }
     await f.allClosed();
-    // The first connection got the refused XCLIENT and was cut; the next two were QUIT with their sessions.
+    // The first connection got the refused XCLIENT, then QUIT; the next two were QUIT with their sessions.
     const conns = f.conns.slice(before);
     expect(conns.map((c) => c.lines.filter((x) => x.startsWith('XCLIENT')).length)).toEqual([2, 1, 1]);
-    expect(conns.slice(1).map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT']);
+    expect(conns.map((c) => c.lines.at(-1))).toEqual(['QUIT', 'QUIT', 'QUIT']);
+  });
+
+  test('a client whose HELO name XCLIENT cannot carry (a trusted MTA\'s, too long for the line): not given a connection that holds an earlier client\'s', async () => {
+    const f = fake('unfit');
+    const before = f.conns.length;
+    const first = await client(CLIENT_IP, shared);
+    expect(await transaction(first, ['unfit@x.example'], 'unfit-1')).toHaveLength(1);
+    await quit(first);
+    // A trusted MTA forwards its client's HELO: 200 plus signs, 600 octets once xtext-encoded again.
+    const l = await client(MTA_IP, shared);
+    l.write(`XCLIENT HELO=${'+2B'.repeat(200)}\r\n`);
+    expect((await readReply(l)).at(-1)).toMatch(/^220 /);
+    l.write('LHLO mta.test\r\n');
+    expect((await readReply(l)).at(-1)).toMatch(/^250 /);
+    expect(await transaction(l, ['unfit@x.example'], 'unfit-2')).toHaveLength(1);
+    await quit(l);
+    await f.conns[before]?.closed;
+    const conns = f.conns.slice(before);
+    expect(conns).toHaveLength(2);
+    // The earlier session's connection: one XCLIENT (with its HELO), then QUIT, nothing more.
+    expect(conns[0]?.lines.filter((x) => x.startsWith('XCLIENT'))).toEqual([expect.stringMatching(/ HELO=mta\.test /)]);
+    expect(conns[0]?.lines.at(-1)).toBe('QUIT');
+    // The new one was told the client without a HELO name.
+    expect(conns[1]?.lines.filter((x) => x.startsWith('XCLIENT'))).toEqual([expect.not.stringMatching(/HELO=/)]);
   });
 
   test('a reload: the idle connection made with the old settings gets QUIT, the next session opens a new one', async () => {
