@@ -283,8 +283,9 @@ export const configSchema = z.strictObject({
   /**
    * portier: backend connections per backend kept open after their client LMTP sessions end,
    * for the next session (XCLIENT with its facts instead of a new connection); 0 turns it off.
+   * Small by default: each holds one of the backend's LMTP processes (Dovecot: client_limit 1).
    */
-  lmtp_proxy_idle_connections: z.number().int().min(0).max(1000).default(8),
+  lmtp_proxy_idle_connections: z.number().int().min(0).max(1000).default(2),
   /** Dovecot: where LMTP keeps a message too big for memory while it is delivered (unlinked at once). */
   mail_temp_dir: filePath.default('/tmp'),
 });

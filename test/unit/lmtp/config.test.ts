@@ -22,7 +22,7 @@ describe('LMTP settings', () => {
     expect(c.config.recipient_delimiter).toBe('+');
     expect(c.config.lmtp_max_mail_size).toBe(64 * 1024 * 1024);
     expect(c.config.mail_temp_dir).toBe('/tmp');
-    expect(c.config.lmtp_proxy_idle_connections).toBe(8);
+    expect(c.config.lmtp_proxy_idle_connections).toBe(2);
     expect(c.listeners.map((l) => `${l.name}:${l.port}`)).toEqual(['lmtp:24']);
   });
 
