@@ -31,10 +31,11 @@ export interface IdleBackendsOptions<C> {
 
 /**
  * Backend connections no client session holds, per route key, for the next session to that
- * backend (one process's; cluster workers have their own). The most recently released is
- * taken first; each is QUIT after IDLE_BACKEND_TIMEOUT unused, and at once past `max` per
- * backend, when the backend closes it, and at shutdown. A backend that refused a second
- * XCLIENT once gets none kept again (`refusedBy`) until the process restarts.
+ * backend. One per Runtime (a reload starts a new one and closes the old), so per cluster
+ * worker too. The most recently released is taken first; each is QUIT after
+ * IDLE_BACKEND_TIMEOUT unused, and at once past `max` per backend, when the backend closes
+ * it, and at close(). A backend that cannot take another session on a connection (LMTP: it
+ * refused a second XCLIENT) gets none kept again (`refusedBy`) while this pool lives.
  */
 export class IdleBackends<C extends ShareableConnection = ShareableConnection> {
   readonly #idle = new Map<string, Idle<C>[]>();
@@ -94,14 +95,14 @@ export class IdleBackends<C extends ShareableConnection = ShareableConnection> {
     return undefined;
   }
 
-  /** The backend of `key` refused a second XCLIENT: keep no more of its connections. */
+  /** The backend of `key` cannot carry another session on a connection: keep no more of its connections. */
   refusedBy(key: string): void {
     this.#refusing.add(key);
     const list = this.#idle.get(key);
     for (const e of [...(list ?? [])]) this.#drop(key, e.conn, 'backend refuses a second XCLIENT');
   }
 
-  /** Shutdown: QUIT every idle connection, keep nothing from now on. */
+  /** Shutdown or reload: QUIT every idle connection, keep nothing from now on. */
   close(): void {
     this.#closed = true;
     for (const [key, list] of [...this.#idle]) for (const e of [...list]) this.#drop(key, e.conn, 'shutdown');

@@ -7,8 +7,8 @@
  * least recently used goes), when the client's XCLIENT facts change, and with the session.
  *
  * When the session ends, its kept connections that told the backend their client by XCLIENT
- * go to the process's IdleBackends (backend/idle.ts; at most lmtp_proxy_idle_connections per backend, for
- * IDLE_BACKEND_TIMEOUT): the next client session to that backend sends XCLIENT with its
+ * go to the runtime's IdleBackends (backend/idle.ts; at most lmtp_proxy_idle_connections
+ * per backend, for IDLE_BACKEND_TIMEOUT): the next client session to that backend sends XCLIENT with its
  * own facts and LHLO on one of them instead of connecting, greeting, LHLO, XCLIENT and LHLO
  * again. Dovecot 2.3's proxy opens one connection per transaction: this is an intended
  * difference.
@@ -130,4 +130,3 @@ export class KeptConnections<C extends KeepableConnection = KeepableConnection> 
     this.#drop(key, why);
   }
 }
-

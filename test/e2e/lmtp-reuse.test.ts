@@ -100,6 +100,15 @@ async function quit(l: LineClient): Promise<void> {
   await l.waitClosed();
 }
 
+/** A whole client session through the `shared` portier: one transaction to `rcpt`, then QUIT; the DATA reply. */
+async function sharedSession(rcpt: string, subject: string, from = CLIENT_IP): Promise<string> {
+  const l = await client(from, shared);
+  const replies = await transaction(l, [rcpt], subject);
+  expect(replies).toHaveLength(1);
+  await quit(l);
+  return replies[0] ?? '';
+}
+
 async function inbox(d: DovecotBackend, user: string, subject: string): Promise<Buffer[]> {
   return (await d.listMessages(user)).filter((m) => m.includes(`Subject: ${subject}\r\n`));
 }
@@ -297,13 +306,10 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
     const offset = (await d.readLog()).length;
     const ids: string[] = [];
     for (const [from, subject] of [['127.0.0.8', 'between-1'], ['127.0.0.9', 'between-2']] as const) {
-      const l = await client(from, shared);
-      const replies = await transaction(l, ['dina@d.example'], subject);
-      expect(replies).toHaveLength(1);
-      const id = /^250 2\.0\.0 <dina@d\.example> (\S+) Saved/.exec(replies[0] ?? '')?.[1];
-      expect(id, replies[0]).toBeDefined();
+      const r = await sharedSession('dina@d.example', subject, from);
+      const id = /^250 2\.0\.0 <dina@d\.example> (\S+) Saved/.exec(r)?.[1];
+      expect(id, r).toBeDefined();
       ids.push(id ?? '');
-      await quit(l);
     }
     // One connection for both sessions; each message says which client it came from.
     expect(await connectsSince(d, offset)).toBe(1);
@@ -320,13 +326,7 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
   test('a backend that refuses a second XCLIENT: the session gets a new connection, and none of that backend\'s is kept again', async () => {
     const f = fake('xclient-once');
     const before = f.conns.length;
-    for (let i = 0; i < 3; i++) {
-      const l = await client(CLIENT_IP, shared);
-      const replies = await transaction(l, ['xclient-once@x.example'], `once-${i}`);
-      expect(replies).toHaveLength(1);
-      expect(replies[0]).toMatch(/^250 /);
-      await quit(l);
-    }
+    for (let i = 0; i < 3; i++) expect(await sharedSession('xclient-once@x.example', `once-${i}`)).toMatch(/^250 /);
     await f.allClosed();
     // The first connection got the refused XCLIENT, then QUIT; the next two were QUIT with their sessions.
     const conns = f.conns.slice(before);
@@ -337,9 +337,7 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
   test('a client whose HELO name XCLIENT cannot carry (a trusted MTA\'s, too long for the line): not given a connection that holds an earlier client\'s', async () => {
     const f = fake('unfit');
     const before = f.conns.length;
-    const first = await client(CLIENT_IP, shared);
-    expect(await transaction(first, ['unfit@x.example'], 'unfit-1')).toHaveLength(1);
-    await quit(first);
+    expect(await sharedSession('unfit@x.example', 'unfit-1')).toMatch(/^250 /);
     // A trusted MTA forwards its client's HELO: 200 plus signs, 600 octets once xtext-encoded again.
     const l = await client(MTA_IP, shared);
     l.write(`XCLIENT HELO=${'+2B'.repeat(200)}\r\n`);
@@ -361,17 +359,13 @@ describe('between client sessions (lmtp_proxy_idle_connections)', () => {
   test('a reload: the idle connection made with the old settings gets QUIT, the next session opens a new one', async () => {
     const f = fake('reload');
     const before = f.conns.length;
-    const first = await client(CLIENT_IP, shared);
-    expect(await transaction(first, ['reload@x.example'], 'reload-1')).toHaveLength(1);
-    await quit(first);
+    expect(await sharedSession('reload@x.example', 'reload-1')).toMatch(/^250 /);
     expect(f.conns[before]?.open).toBe(true);
     const file = join(shared.dir, 'portier.yaml');
     shared.portier.reload(parseConfig(readFileSync(file, 'utf8'), file));
     await f.conns[before]?.closed;
     expect(f.conns[before]?.lines.at(-1)).toBe('QUIT');
-    const second = await client(CLIENT_IP, shared);
-    expect(await transaction(second, ['reload@x.example'], 'reload-2')).toHaveLength(1);
-    await quit(second);
+    expect(await sharedSession('reload@x.example', 'reload-2')).toMatch(/^250 /);
     expect(f.conns.length - before).toBe(2);
     expect(f.conns[before + 1]?.lines.filter((x) => x.startsWith('XCLIENT'))).toHaveLength(1);
   });
