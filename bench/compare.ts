@@ -204,7 +204,9 @@ function oneLine(rec: RunRecord, s: Scenario): string {
   const parts = [`${r.ops} ops`, `${r.rate}/s`];
   if (r.bytes > 0) parts.push(`${r.mbPerS} MB/s`);
   parts.push(`p50 ${r.latencyUs.p50} µs`, `p99 ${r.latencyUs.p99} µs`);
-  if (r.accounting !== undefined && s.mode !== 'idle') parts.push(`${(r.accounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs CPU/op`);
+  if (r.accounting !== undefined && s.mode !== 'idle') {
+    parts.push(`${(r.accounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs CPU/op (${r.ops > 0 ? ((r.accounting.systemSeconds / r.ops) * 1e6).toFixed(0) : 0} in the kernel)`);
+  }
   if (r.auxAccounting !== undefined) parts.push(`+${(r.auxAccounting.cpuSecondsPer1000Ops * 1000).toFixed(0)} µs auth_http`);
   const fit = r.accounting?.rssFit;
   if (r.accounting?.rssPerSessionKiB !== undefined) parts.push(`${r.accounting.rssPerSessionKiB} KiB/session${fit !== undefined ? ` (spread ${fit.spreadKiB}, segments ${fit.segmentsKiB.join(' ')}, fixed ${fit.fixedKiB} KiB${fit.noisy ? ', noisy' : ''})` : ''}`);

@@ -28,6 +28,8 @@ export interface ScenarioSummary {
   rounds: Partial<Record<Target, number[]>>;
   /** nginx's auth_http server, CPU µs per op, reported beside its workers. */
   nginxAuthUs?: number;
+  /** CPU scenarios: the kernel's part (system time) of each target's µs per op, median of the rounds. */
+  kernelUs?: ScenarioValues;
   /** NOOP p99 added (latency scenarios). */
   p99Added?: ScenarioValues;
   sessionsPerGiB?: ScenarioValues;
@@ -86,6 +88,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
   const p99: Partial<Record<Target, number[]>> = {};
   const perGiB: Partial<Record<Target, number[]>> = {};
   const auth: number[] = [];
+  const kernel: Partial<Record<Target, number[]>> = {};
   const upperBound: Target[] = [];
   const belowNoise: Target[] = [];
   const errors: Partial<Record<Target, number>> = {};
@@ -113,6 +116,9 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     if (res.accounting?.rssPerSessionMethod === 'total' && !upperBound.includes(rec.target)) upperBound.push(rec.target);
     if (res.accounting?.rssPerSessionMethod === 'noise' && !belowNoise.includes(rec.target)) belowNoise.push(rec.target);
     if (rec.target === 'nginx' && res.auxAccounting !== undefined) auth.push(res.auxAccounting.cpuSecondsPer1000Ops * 1000);
+    // Results written before system time was recorded have no systemSeconds.
+    const sys: number | undefined = res.accounting?.systemSeconds;
+    if (s.metric === 'cpuUsPerOp' && sys !== undefined) (kernel[rec.target] ??= []).push((sys / res.ops) * 1e6);
   }
   const pick = (m: Partial<Record<Target, number[]>>): ScenarioValues => {
     const out: ScenarioValues = {};
@@ -151,6 +157,7 @@ export function summarize(s: Scenario, runs: readonly RunRecord[], note?: string
     rounds,
     ...(a !== undefined ? { nginxAuthUs: Math.round(a * 10) / 10 } : {}),
     ...(s.metric === 'p50AddedUs' ? { p99Added: pick(p99) } : {}),
+    ...(Object.keys(kernel).length > 0 ? { kernelUs: pick(kernel) } : {}),
     ...(Object.keys(perGiB).length > 0 ? { sessionsPerGiB: pick(perGiB) } : {}),
     ...(upperBound.length > 0 ? { upperBound } : {}),
     ...(belowNoise.length > 0 ? { belowNoise } : {}),
@@ -186,6 +193,7 @@ export function markdown(sums: readonly ScenarioSummary[], header: string): stri
   const extras: string[] = [];
   for (const s of sums) {
     if (s.p99Added !== undefined) extras.push(`- ${s.title}: p99 added ${TARGETS.filter((t) => t !== 'direct' && (t !== 'floor' || s.p99Added?.floor !== undefined)).map((t) => `${t} ${fmt(s.p99Added?.[t])} µs`).join(', ')}`);
+    if (s.kernelUs !== undefined) extras.push(`- ${s.title}: of which in the kernel (system time: system calls, and on loopback the TCP stack's work for both ends) ${TARGETS.filter((t) => s.kernelUs?.[t] !== undefined).map((t) => `${t} ${fmt(s.kernelUs?.[t])}`).join(', ')} µs`);
     if (s.sessionsPerGiB !== undefined) extras.push(`- ${s.title}: sessions per GiB ${TARGETS.map((t) => (s.sessionsPerGiB?.[t] !== undefined ? `${t} ${fmt(s.sessionsPerGiB[t])}` : '')).filter(Boolean).join(', ')}`);
     if (s.belowNoise !== undefined) extras.push(`- ${s.title}: ${s.belowNoise.join(', ')} below garbage-collection noise in at least one round (the process shrank while the sessions logged in), so no figure at this size`);
     for (const [t, why] of Object.entries(s.doubtful ?? {})) {

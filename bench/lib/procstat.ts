@@ -10,6 +10,8 @@ const CLK_TCK = 100;
 export interface ProcSample {
   /** Per PID: CPU seconds (user + system) so far. */
   cpu: Map<number, number>;
+  /** Per PID: the system (kernel) part of `cpu`: system calls, and on loopback the TCP stack's work for both ends. */
+  sys: Map<number, number>;
   /** Sum of VmRSS over the tree, KiB. */
   rssKiB: number;
   pids: number[];
@@ -19,6 +21,7 @@ export interface ProcSample {
 interface StatLine {
   ppid: number;
   cpuS: number;
+  sysS: number;
 }
 
 function readStat(pid: number): StatLine | undefined {
@@ -27,7 +30,7 @@ function readStat(pid: number): StatLine | undefined {
     // The command name is in parentheses and may hold spaces: fields follow the last ')'.
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(f[1]), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK };
+    return { ppid: Number(f[1]), cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK, sysS: Number(f[12]) / CLK_TCK };
   } catch {
     return undefined;
   }
@@ -67,14 +70,16 @@ export function processTree(roots: readonly number[]): number[] {
 export function sampleProcs(roots: readonly number[]): ProcSample {
   const pids = processTree(roots);
   const cpu = new Map<number, number>();
+  const sys = new Map<number, number>();
   let rssKiB = 0;
   for (const pid of pids) {
     const st = readStat(pid);
     if (st === undefined) continue;
     cpu.set(pid, st.cpuS);
+    sys.set(pid, st.sysS);
     rssKiB += readRssKiB(pid);
   }
-  return { cpu, rssKiB, pids, at: Date.now() };
+  return { cpu, sys, rssKiB, pids, at: Date.now() };
 }
 
 /** Open files of one process of the tree against its soft limit, read at one moment. */
@@ -143,12 +148,21 @@ export interface ProcDelta {
   pids: number[];
   /** CPU seconds the tree spent between the samples (processes born in between count whole). */
   cpuSeconds: number;
+  /**
+   * The part of cpuSeconds spent in the kernel (system time). Against a proxy on loopback it
+   * holds the system calls and the TCP stack's work for both ends of each write; what is left
+   * (user time) is the proxy's own code, its runtime and its garbage collector.
+   */
+  systemSeconds: number;
   rssStartKiB: number;
   rssEndKiB: number;
 }
 
 export function procDelta(a: ProcSample, b: ProcSample): ProcDelta {
   let cpu = 0;
+  let sys = 0;
   for (const [pid, s] of b.cpu) cpu += s - (a.cpu.get(pid) ?? 0);
-  return { pids: b.pids, cpuSeconds: Math.round(cpu * 100) / 100, rssStartKiB: a.rssKiB, rssEndKiB: b.rssKiB };
+  for (const [pid, s] of b.sys) sys += s - (a.sys.get(pid) ?? 0);
+  const round = (x: number): number => Math.round(x * 100) / 100;
+  return { pids: b.pids, cpuSeconds: round(cpu), systemSeconds: round(sys), rssStartKiB: a.rssKiB, rssEndKiB: b.rssKiB };
 }

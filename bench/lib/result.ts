@@ -85,7 +85,7 @@ export function summarize(r: BenchResult): string {
   for (const [k, v] of Object.entries(r.errorSamples)) lines.push(`    ${k}: ${v}`);
   const a = r.accounting;
   if (a !== undefined) {
-    lines.push(`  proxy tree (${a.pids.length} processes): ${fmt(a.cpuSeconds, 2)} CPU s, ${fmt(a.cpuSecondsPer1000Ops, 3)} s per 1,000 ops` +
+    lines.push(`  proxy tree (${a.pids.length} processes): ${fmt(a.cpuSeconds, 2)} CPU s (${fmt(a.systemSeconds, 2)} in the kernel), ${fmt(a.cpuSecondsPer1000Ops, 3)} s per 1,000 ops` +
       (a.cpuSecondsPerGB !== undefined ? `, ${fmt(a.cpuSecondsPerGB, 2)} s per GB` : '') +
       `, RSS ${fmt(a.rssStartKiB)} -> ${fmt(a.rssEndKiB)} KiB` +
       (a.rssPerSessionKiB !== undefined ? `, ${fmt(a.rssPerSessionKiB, 1)} KiB per session` : '') +

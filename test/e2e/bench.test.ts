@@ -92,6 +92,9 @@ describe('bench load generator through portier to the instant backend', () => {
     expect(r.latencyUs.p50).toBeGreaterThan(0);
     expect(r.latencyUs.max).toBeGreaterThanOrEqual(r.latencyUs.p99);
     expect(r.accounting?.cpuSeconds).toBeGreaterThan(0);
+    // The proxy (in this process) made system calls for every login: some of its time is the kernel's, never more than all of it.
+    expect(r.accounting?.systemSeconds).toBeGreaterThan(0);
+    expect(r.accounting?.systemSeconds).toBeLessThanOrEqual(r.accounting?.cpuSeconds ?? 0);
     expect(r.accounting?.pids).toContain(process.pid);
   }, 60_000);
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fileCounts, listenDrops, parseOpenFilesLimit, parseTcpExt } from '../../../bench/lib/procstat.js';
+import { fileCounts, listenDrops, parseOpenFilesLimit, parseTcpExt, procDelta, sampleProcs } from '../../../bench/lib/procstat.js';
 
 describe('parseOpenFilesLimit', () => {
   const head = 'Limit                     Soft Limit           Hard Limit           Units     \n';
@@ -52,5 +52,36 @@ describe('parseTcpExt', () => {
   });
   it('is empty for text without TcpExt lines', () => {
     expect(parseTcpExt('IpExt: InNoRoutes\nIpExt: 0\n')).toEqual({});
+  });
+});
+
+describe('procDelta', () => {
+  /** CPU seconds and their kernel part of a child that spins for `ms` of CPU doing `work`. */
+  async function spin(work: string, ms: number): Promise<{ cpu: number; sys: number }> {
+    const body = `const fs=require('fs');const b=Buffer.alloc(1<<20);const fd=fs.openSync('/dev/zero','r');process.stdout.write('go');` +
+      `process.stdin.once('data',()=>{const t=process.cpuUsage();while((()=>{const u=process.cpuUsage(t);return (u.user+u.system)/1000})()<${ms}){${work}}process.stdout.write('done');setTimeout(()=>{},30000)})`;
+    const child = spawn(process.execPath, ['-e', body], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      const pid = child.pid ?? 0;
+      const before = sampleProcs([pid]);
+      child.stdin.write('x');
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      const d = procDelta(before, sampleProcs([pid]));
+      return { cpu: d.cpuSeconds, sys: d.systemSeconds };
+    } finally {
+      child.kill();
+    }
+  }
+
+  it('splits CPU time into the kernel part and the rest', async () => {
+    // Reading 1 MiB of /dev/zero at a time is the kernel's work (clearing pages); a JS loop is not.
+    const kernel = await spin('fs.readSync(fd,b,0,b.length,null)', 400);
+    const user = await spin('for(let i=0;i<1e5;i++)Math.sqrt(i)', 400);
+    expect(kernel.cpu).toBeGreaterThanOrEqual(0.3);
+    expect(user.cpu).toBeGreaterThanOrEqual(0.3);
+    expect(kernel.sys).toBeLessThanOrEqual(kernel.cpu);
+    expect(kernel.sys).toBeGreaterThan(kernel.cpu / 2);
+    expect(user.sys).toBeLessThan(user.cpu / 4);
   });
 });

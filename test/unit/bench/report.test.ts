@@ -41,8 +41,9 @@ function render(r: Stored, sums: ScenarioSummary[]): { table: string; chart: str
   return { table: markdown(sums, 'HEADER'), chart: svg(sums, subtitle) };
 }
 
-function result(rate: number, cpuUs: number): BenchResult {
-  return { rate, ops: 100, bytes: 0, mbPerS: 0, errorCount: 0, errors: {}, latencyUs: { p50: 100, p99: 200 }, accounting: { cpuSecondsPer1000Ops: cpuUs / 1000 } } as unknown as BenchResult;
+function result(rate: number, cpuUs: number, kernelUs?: number): BenchResult {
+  const accounting = { cpuSecondsPer1000Ops: cpuUs / 1000, ...(kernelUs !== undefined ? { systemSeconds: (kernelUs * 100) / 1e6 } : {}) };
+  return { rate, ops: 100, bytes: 0, mbPerS: 0, errorCount: 0, errors: {}, latencyUs: { p50: 100, p99: 200 }, accounting } as unknown as BenchResult;
 }
 
 describe('compare report', () => {
@@ -101,6 +102,23 @@ describe('compare report', () => {
     expect(chart).toContain('>Node floor</text>');
     expect(chart).toContain('fill="#8250df"');
     expect(svg([sums[1] as ScenarioSummary], 'subtitle')).not.toContain('Node floor');
+  });
+
+  test('CPU scenarios show the kernel\'s part of each target\'s µs per op (the rounds\' median); results without system time show none', () => {
+    const login = scenarios({ clients: 128, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000 }).find((s) => s.id === 'login-imap-instant');
+    if (login === undefined) throw new Error('scenario missing');
+    const runs: RunRecord[] = [
+      { round: 1, scenario: login.id, target: 'portier', result: result(1000, 400, 150) },
+      { round: 2, scenario: login.id, target: 'portier', result: result(1000, 420, 170) },
+      { round: 1, scenario: login.id, target: 'nginx', result: result(1000, 190, 120) },
+      { round: 1, scenario: login.id, target: 'dovecot', result: result(1000, 260) },
+    ];
+    const sum = summarize(login, runs);
+    expect(sum.kernelUs).toEqual({ portier: 160, nginx: 120 });
+    expect(markdown([sum], 'HEADER')).toContain(`- ${login.title}: of which in the kernel (system time: system calls, and on loopback the TCP stack's work for both ends) portier 160, nginx 120 µs`);
+    const old = summarize(login, runs.map((r) => ({ ...r, result: result(1000, 400) })));
+    expect(old.kernelUs).toBeUndefined();
+    expect(markdown([old], 'HEADER')).not.toContain('in the kernel');
   });
 
   test('a memory figure below two sockets\' user-space minimum, or noisier than itself, is flagged, not judged', () => {
