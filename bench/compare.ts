@@ -219,8 +219,29 @@ function oneLine(rec: RunRecord, s: Scenario): string {
 }
 
 /** The options after `npm run bench:compare` that a result's header tells the reader to use. */
-function reproduceArgs(quick: boolean, floor: boolean): string {
-  const args = [...(quick ? ['--quick'] : []), ...(floor ? ['--with-floor'] : [])];
+/** How a run was made, as far as the Reproduce line needs it. */
+interface RunShape {
+  quick: boolean;
+  floor: boolean;
+  rounds: number;
+  duration: string;
+  clients: number;
+  workers: string;
+  /** The scenarios run, when fewer than the profile's whole plan (`--only`). */
+  only?: readonly string[] | undefined;
+}
+
+/** The options that reproduce a run: every one that differs from its default. */
+function reproduceArgs(r: RunShape): string {
+  const args = [
+    ...(r.quick ? ['--quick'] : []),
+    ...(r.only !== undefined ? ['--only', r.only.join(',')] : []),
+    ...(r.rounds !== 2 ? ['--rounds', String(r.rounds)] : []),
+    ...(r.duration !== (r.quick ? '2s' : '8s') ? ['--duration', r.duration] : []),
+    ...(r.clients !== 128 ? ['--clients', String(r.clients)] : []),
+    ...(r.workers !== 'auto' ? ['--workers', r.workers] : []),
+    ...(r.floor ? ['--with-floor'] : []),
+  ];
   return args.length > 0 ? ` -- ${args.join(' ')}` : '';
 }
 
@@ -233,15 +254,15 @@ function hostSpeedOf(runs: readonly RunRecord[]): { cpu: ReturnType<typeof hostS
 }
 
 /** The Markdown report's head: title, what was run on what, how to reproduce it, the host's steadiness. */
-function reportHeader(date: string, subtitle: string, quick: boolean, floor: boolean, hostLine: string | undefined): string {
-  const head = `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${reproduceArgs(quick, floor)}\` (as root: it installs Dovecot and nginx's mail module if missing).`;
+function reportHeader(date: string, subtitle: string, shape: RunShape, hostLine: string | undefined): string {
+  const head = `# portier bench:compare, ${date}\n\n${subtitle}.\n\nReproduce: \`npm run bench:compare${reproduceArgs(shape)}\` (as root: it installs Dovecot and nginx's mail module if missing).`;
   return hostLine !== undefined ? `${head}\n\n${hostLine}` : head;
 }
 
 /** Summaries, table and chart again from an earlier run's records (with this version's titles). */
 function render(file: string): number {
   const r = JSON.parse(readFileSync(file, 'utf8')) as { runs: RunRecord[]; summaries: ScenarioSummary[]; profile: string; rounds: number; duration: string; clients: number; startedAt: string;
-    machine: { cores: number; cpu: string; memoryGiB: number }; versions: Record<string, string> };
+    portierWorkers?: string; machine: { cores: number; cpu: string; memoryGiB: number }; versions: Record<string, string> };
   const ids = new Set(r.summaries.map((s) => s.id));
   const notes = new Map(r.summaries.flatMap((s) => (s.note !== undefined ? [[s.id, s.note] as const] : [])));
   const floor = r.runs.some((x) => x.target === 'floor');
@@ -254,7 +275,13 @@ function render(file: string): number {
   const base = file.replace(/\.json$/, '');
   writeFileSync(file, `${JSON.stringify({ ...r, summaries: sums }, null, 1)}\n`);
   const host = hostSpeedOf(r.runs);
-  const md = markdown(sums, reportHeader(date, subtitle, r.profile === 'quick', floor, hostSpeedLine(host.cpu, host.mem)));
+  const quick = r.profile === 'quick';
+  const whole = scenarios({ clients: r.clients, lmtpSize: '4k', idleSmall: 2000, idleLarge: 10_000, floor }).filter((s) => (quick ? s.full !== true : true));
+  const shape: RunShape = {
+    quick, floor, rounds: r.rounds, duration: r.duration, clients: r.clients, workers: r.portierWorkers ?? 'auto',
+    ...(plan.length < whole.length ? { only: plan.map((s) => s.id) } : {}),
+  };
+  const md = markdown(sums, reportHeader(date, subtitle, shape, hostSpeedLine(host.cpu, host.mem)));
   writeFileSync(`${base}.md`, md);
   writeFileSync(`${base}.svg`, svg(sums, subtitle));
   process.stdout.write(md);
@@ -392,7 +419,10 @@ async function main(): Promise<number> {
       `portier ${vers['portier']}, Dovecot ${vers['dovecot']}, nginx ${vers['nginx']}, Node ${vers['node']}`;
     mkdirSync(o.outDir, { recursive: true });
     writeFileSync(`${base}.json`, `${JSON.stringify({ tool: 'portier-bench-compare', schema: 1, startedAt: started.toISOString(), profile: o.quick ? 'quick' : 'full', rounds: o.rounds, duration: o.duration, clients: o.clients, portierWorkers: o.workers, machine, ...(host.cpu !== undefined ? { hostSpeed: host } : {}), versions: vers, summaries: sums, runs }, null, 1)}\n`);
-    const md = markdown(sums, reportHeader(date, subtitle, o.quick, o.withFloor, hostSpeedLine(host.cpu, host.mem)));
+    const shape: RunShape = { quick: o.quick, floor: o.withFloor, rounds: o.rounds, duration: o.duration, clients: o.clients, workers: o.workers,
+      // A merged result stands for the whole earlier run, not for the scenarios re-run into it.
+      only: o.mergeInto === undefined ? o.only : undefined };
+    const md = markdown(sums, reportHeader(date, subtitle, shape, hostSpeedLine(host.cpu, host.mem)));
     writeFileSync(`${base}.md`, md);
     writeFileSync(`${base}.svg`, svg(sums, subtitle));
     process.stdout.write(`\n${md}\nwritten: ${base}.json, ${base}.md, ${base}.svg\n`);

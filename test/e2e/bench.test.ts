@@ -3,7 +3,7 @@
  * about a second each mode through a real portier (in-process here), and the counts, verified
  * byte totals and accounting come out right. Nothing here asserts a speed.
  */
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -223,4 +223,19 @@ describe('Node floor proxy (bench/floor-proxy.ts) in front of the instant backen
     expect(got).toMatch(/\r\na3 OK Logout completed\.\r\n$/);
     expect(got).not.toMatch(/F[12] /); // the floor's own tags stay between it and the backend
   }, 30_000);
+});
+
+describe('compare --render', () => {
+  test('the Reproduce line names every option a stored run was made with that is not a default', async () => {
+    const out = await makeTempDir('portier-render-');
+    const results = join(ROOT, 'bench', 'results');
+    // A partial run (--only, 3 rounds, 6 s windows, the floor) and a full one with the defaults and the floor.
+    for (const name of ['2026-12-03-kernel', '2026-12-03']) await copyFile(join(results, `${name}.json`), join(out, `${name}.json`));
+    const reproduce = async (name: string): Promise<string> => {
+      await runCommand(process.execPath, [join(ROOT, 'dist-bench', 'bench', 'compare.js'), '--render', join(out, `${name}.json`)], { timeoutMs: 60_000 });
+      return /^Reproduce: `([^`]*)`/m.exec(await readFile(join(out, `${name}.md`), 'utf8'))?.[1] ?? '';
+    };
+    expect(await reproduce('2026-12-03-kernel')).toBe('npm run bench:compare -- --only login-imap,login-imap-instant,login-pop3-instant --rounds 3 --duration 6s --with-floor');
+    expect(await reproduce('2026-12-03')).toBe('npm run bench:compare -- --with-floor');
+  }, 120_000);
 });
