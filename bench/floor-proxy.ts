@@ -25,7 +25,7 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type NetConnectOpts, type Server, type Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { createServer as createTlsServer } from 'node:tls';
 import { parseArgs } from 'node:util';
@@ -99,7 +99,9 @@ function route(user: string): string | undefined {
  * that goes away takes the client with it; after, the client is half-closed after the last byte.
  */
 function dial(client: Socket, cr: Reader, host: string, port: number, onLine: (line: string) => void): { backend: Socket; splice(): void } {
-  const backend = connect({ host, port, noDelay: true });
+  // The four options Node's Socket constructor adds to its copy, given up front so the copy keeps
+  // one hidden class (portier's backend/connect.ts SOCKET_CONSTRUCTOR_DEFAULTS says why).
+  const backend = connect({ host, port, noDelay: true, allowHalfOpen: false, emitClose: false, autoDestroy: true, decodeStrings: false } as NetConnectOpts);
   let spliced = false;
   const kill = (): void => {
     backend.destroy();

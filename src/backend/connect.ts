@@ -5,7 +5,7 @@
  * ProxyFailureError.
  */
 import { lookup } from 'node:dns/promises';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { errorText } from '../errors.js';
 import type { Cancel } from './deadline.js';
@@ -103,6 +103,17 @@ export function setBackendSink(socket: Socket, sink: BackendSink | undefined): v
 }
 
 /**
+ * What Node's `Socket` constructor sets on its copy of the options (net.js: `options = { ...options }`,
+ * then these four), given up front. Node 20's V8 gives a property added to an object-spread copy
+ * a new hidden class every time, so each socket's options had a map of their own and every
+ * option read in the Socket and Duplex constructors missed its inline cache (about 25 misses
+ * per socket, 7 µs of CPU, in a loop of `new Socket()`). With the four already there the copy
+ * keeps the one shape and those reads stay cached (0.2 µs). Same values Node sets: no change in
+ * behaviour. Spread last into a literal whose other keys are always present, for the same reason.
+ */
+export const SOCKET_CONSTRUCTOR_DEFAULTS = { allowHalfOpen: true, emitClose: false, autoDestroy: true, decodeStrings: false } as const;
+
+/**
  * TCP to the backend. `sharedReads` (plaintext backends): its reads land in the shared buffer
  * and go to the socket's BackendSink (setBackendSink) instead of 'data' events.
  */
@@ -125,10 +136,10 @@ export function connectTcp(ep: Endpoint, signal: Cancel, sharedReads = false): P
       {
         host: ep.address,
         port: ep.port,
-        allowHalfOpen: true,
-        ...(ep.sourceIp ? { localAddress: ep.sourceIp } : {}),
-        ...(sharedReads ? { onread: SHARED_READS } : {}),
-      },
+        localAddress: ep.sourceIp || undefined,
+        onread: sharedReads ? SHARED_READS : undefined,
+        ...SOCKET_CONSTRUCTOR_DEFAULTS,
+      } as TcpNetConnectOpts,
       () => {
         signal.removeEventListener('abort', onAbort);
         socket.off('error', onError);
