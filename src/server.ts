@@ -20,6 +20,7 @@ import { TlsStore } from './tls/store.js';
 import type { ClientSession, SessionInfo } from './login/session.js';
 import type { Logger } from './telemetry/log.js';
 import { Metrics } from './telemetry/metrics.js';
+import { keepPrimitivePrototypesFast } from './prototypes.js';
 
 const FRONTENDS: Partial<Record<Protocol, ProtocolFrontend>> = {
   imap: imapFrontend,
@@ -93,6 +94,8 @@ export class Portier {
   /** Bind every listener; on any failure, close what was bound and throw. */
   async start(): Promise<void> {
     const rt = this.#runtime;
+    // After every module is loaded (ioredis's `extends String` slows every string method otherwise).
+    keepPrimitivePrototypesFast();
     try {
       for (const spec of rt.listeners) {
         const frontend = FRONTENDS[spec.protocol];
