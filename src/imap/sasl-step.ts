@@ -11,6 +11,7 @@ import { login, type CommandContext } from './commands.js';
 import { REPLY } from './replies.js';
 import { asAString, asAtom } from './wire/args.js';
 import type { ImapCommand } from './wire/command-reader.js';
+import { asciiUpper } from '../wire/ascii.js';
 
 /**
  * SASL mechanisms portier can complete before proxying: those that yield a password, and
@@ -29,7 +30,7 @@ const PROXYABLE: ReadonlyMap<string, { plaintext: boolean }> = new Map([
 export function offeredMechanisms(session: ClientSession): { name: string; plaintext: boolean }[] {
   const out: { name: string; plaintext: boolean }[] = [];
   for (const m of session.runtime.config.auth_mechanisms) {
-    const name = m.toUpperCase();
+    const name = asciiUpper(m);
     const info = PROXYABLE.get(name);
     if (name === 'EXTERNAL' && externalUser(session) === undefined) continue;
     if (info !== undefined && !out.some((o) => o.name === name)) out.push({ name, ...info });

@@ -11,7 +11,7 @@ import type { IdParams } from './wire/args.js';
 import { encodeCommand, encodeIdParams, ImapEncodeError, type EncodeArg } from './wire/encode.js';
 import { referralUrl } from './replies.js';
 import { IMAP_ID_MAX_PARAMS } from './wire/limits.js';
-import { capabilitiesOf, isCapabilityResponse, isIdResponse, type ImapResponse } from './wire/response.js';
+import { capabilitiesOf, hasCapabilities, isCapabilityResponse, isIdResponse, type ImapResponse } from './wire/response.js';
 import { ImapResponseReader } from './wire/response-reader.js';
 
 export interface ImapUpstreamOptions {
@@ -168,8 +168,7 @@ class UpstreamImap {
         out.push(Buffer.from(`${this.#opts.clientTag} OK [REFERRAL ${url}] Logged in, but you should use this server instead.\r\n`, 'utf8'));
         return Buffer.concat(out);
       }
-      const caps = capabilitiesOf(r);
-      if (caps === undefined && this.#capsText !== undefined && this.#capsText !== this.#opts.advertised) {
+      if (!hasCapabilities(r) && this.#capsText !== undefined && this.#capsText !== this.#opts.advertised) {
         out.push(Buffer.from(`* CAPABILITY ${this.#capsText}\r\n`, 'utf8'));
       }
       out.push(underClientTag(this.#opts.clientTag, r.raw));

@@ -3,6 +3,7 @@
  * directions (client commands and SASL responses; backend replies), and the command split.
  */
 import { MAX_SASL_RESPONSE_BYTES } from '../sasl/index.js';
+import { asciiUpper } from '../wire/ascii.js';
 
 /**
  * Longest AUTH line (command with initial response, or a SASL response): RFC 5034 §4 lifts
@@ -33,7 +34,7 @@ export interface Pop3Command {
 export function parseCommand(line: Buffer): Pop3Command {
   const sp = line.indexOf(0x20);
   const word = (sp < 0 ? line : line.subarray(0, sp)).subarray(0, POP3_MAX_KEYWORD_LENGTH + 1).toString('latin1');
-  return { name: word.toUpperCase(), args: sp < 0 ? undefined : line.subarray(sp + 1) };
+  return { name: asciiUpper(word), args: sp < 0 ? undefined : line.subarray(sp + 1) };
 }
 
 /** The arguments split on spaces (for AUTH's mechanism and initial response). */

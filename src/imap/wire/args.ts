@@ -3,6 +3,7 @@
  * astring, nstring, the ID parameter list of RFC 2971 §3.1).
  */
 import { IMAP_ID_MAX_PARAMS, IMAP_ID_MAX_VALUE_LENGTH } from './limits.js';
+import { asciiUpper } from '../../wire/ascii.js';
 
 /** One argument. `string` is a quoted string or a literal, its bytes exactly as sent. */
 export type ImapArg =
@@ -36,7 +37,7 @@ export function asNString(arg: ImapArg | undefined): Buffer | null | undefined {
 
 /** An atom's value upper-cased (e.g. a SASL mechanism name); undefined when not an atom. */
 export function asAtom(arg: ImapArg | undefined): string | undefined {
-  return arg?.type === 'atom' ? arg.value.toUpperCase() : undefined;
+  return arg?.type === 'atom' ? asciiUpper(arg.value) : undefined;
 }
 
 export type IdParams = ReadonlyArray<readonly [key: string, value: string | null]>;

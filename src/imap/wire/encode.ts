@@ -6,6 +6,7 @@
  */
 import { SAFE_ATOM_CHAR, SAFE_QUOTED_CHAR, TAG_CHAR, COMMAND_NAME, allIn } from './chars.js';
 import { IMAP_ID_MAX_VALUE_LENGTH } from './limits.js';
+import { isNil } from '../../wire/ascii.js';
 
 export type ImapEncodeErrorCode = 'NUL' | 'NOT_ATOM' | 'NOT_QUOTABLE' | 'BAD_TAG' | 'BAD_NAME' | 'BAD_CODE';
 
@@ -69,7 +70,7 @@ class PartWriter {
 
 function writeString(w: PartWriter, bytes: Buffer, allowAtom: boolean, opts: EncodeOptions): void {
   refuseNul(bytes);
-  if (allowAtom && bytes.length > 0 && allIn(SAFE_ATOM_CHAR, bytes) && bytes.toString('latin1').toUpperCase() !== 'NIL') {
+  if (allowAtom && bytes.length > 0 && allIn(SAFE_ATOM_CHAR, bytes) && !isNil(bytes.toString('latin1'))) {
     w.write(bytes);
   } else if (allIn(SAFE_QUOTED_CHAR, bytes)) {
     w.write(quotedBytes(bytes));
@@ -152,6 +153,7 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
   return { parts, needsContinuation: parts.length > 1 };
 }
 
+/** Printable ASCII without `"` and `\\` (addresses, ports, session ids): quoted as it is. */
 const PLAIN_ID_VALUE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
@@ -162,7 +164,6 @@ const PLAIN_ID_VALUE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
  */
 export function quoteIdValue(value: string | null | undefined, maxBytes: number = IMAP_ID_MAX_VALUE_LENGTH): string {
   if (value === null || value === undefined) return 'NIL';
-  // Printable ASCII without `"` and `\` (addresses, ports, session ids): quoted as it is.
   if (value.length <= maxBytes && PLAIN_ID_VALUE.test(value)) return `"${value}"`;
   let clean = value.replace(/[\x00-\x1f\x7f]/g, ' ');
   if (Buffer.byteLength(clean, 'utf8') > maxBytes) {
@@ -180,9 +181,9 @@ export function quoteIdValue(value: string | null | undefined, maxBytes: number 
 
 /** The ID argument: `("key" "value" ...)`, or NIL when there are no parameters. */
 export function encodeIdParams(params: Iterable<readonly [string, string | null | undefined]>): string {
-  const out: string[] = [];
-  for (const [k, v] of params) out.push(quoteIdValue(k), quoteIdValue(v));
-  return out.length === 0 ? 'NIL' : `(${out.join(' ')})`;
+  let out = '';
+  for (const [k, v] of params) out += `${out === '' ? '(' : ' '}${quoteIdValue(k)} ${quoteIdValue(v)}`;
+  return out === '' ? 'NIL' : `${out})`;
 }
 
 function assertTag(tag: string): void {

@@ -5,6 +5,7 @@
 import type { ImapArg } from './args.js';
 import { literalMarkerAtEnd } from './chars.js';
 import { ArgTokenizer } from './tokenizer.js';
+import { asciiUpper } from '../../wire/ascii.js';
 
 export type ImapStatus = 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH';
 
@@ -37,7 +38,7 @@ export interface ImapResponse {
 export function mayHaveLiterals(firstLine: Buffer): boolean {
   if (firstLine[0] !== 0x2a /* * */ || firstLine[1] !== 0x20) return false;
   const sp = firstLine.indexOf(0x20, 2);
-  const word = firstLine.toString('latin1', 2, sp < 0 ? firstLine.length : sp).toUpperCase();
+  const word = asciiUpper(firstLine.toString('latin1', 2, sp < 0 ? firstLine.length : sp));
   return !STATUSES.has(word);
 }
 
@@ -49,7 +50,7 @@ export function parseResponse(raw: Buffer): ImapResponse {
   const rest = sp < 0 ? '' : body.slice(sp + 1);
   if (tag === '+') return { kind: 'response', raw, tag, text: rest };
   const sp2 = rest.indexOf(' ');
-  const word = (sp2 < 0 ? rest : rest.slice(0, sp2)).toUpperCase();
+  const word = asciiUpper(sp2 < 0 ? rest : rest.slice(0, sp2));
   if (!STATUSES.has(word)) return { kind: 'response', raw, tag, text: rest };
   const status = word as ImapStatus;
   let text = sp2 < 0 ? '' : rest.slice(sp2 + 1);
@@ -58,8 +59,8 @@ export function parseResponse(raw: Buffer): ImapResponse {
     if (close > 0) {
       const inside = text.slice(1, close);
       const csp = inside.indexOf(' ');
-      const code = { name: (csp < 0 ? inside : inside.slice(0, csp)).toUpperCase(), args: csp < 0 ? '' : inside.slice(csp + 1) };
-      text = text.slice(close + 1).replace(/^ /, '');
+      const code = { name: asciiUpper(csp < 0 ? inside : inside.slice(0, csp)), args: csp < 0 ? '' : inside.slice(csp + 1) };
+      text = text.slice(text.charCodeAt(close + 1) === 0x20 ? close + 2 : close + 1);
       return { kind: 'response', raw, tag, status, code, text };
     }
   }
@@ -71,27 +72,42 @@ function lineEndLength(raw: Buffer): number {
   return raw.length > 1 && raw[raw.length - 2] === 0x0d ? 2 : 1;
 }
 
-/** Backends repeat the same list at every login: parsed sets are shared (read-only), a few kept. */
-const parsedCapabilities = new Map<string, ReadonlySet<string>>();
-const MAX_PARSED_CAPABILITIES = 64;
+/**
+ * Backends repeat the same list at every login: parsed sets are shared (read-only), the most
+ * recent few kept. Found by comparing the text, not by a Map: a Map hashes the whole text (often
+ * 600 characters) at every login, a comparison with a list of another length stops at once.
+ */
+const parsedCapabilities: { text: string; caps: ReadonlySet<string> }[] = [];
+const MAX_PARSED_CAPABILITIES = 16;
 
 /** Capability names of a CAPABILITY response text or code, upper-cased (RFC 9051 §7.2.2). */
 export function parseCapabilities(textOrCodeArgs: string): ReadonlySet<string> {
-  const known = parsedCapabilities.get(textOrCodeArgs);
-  if (known !== undefined) return known;
+  for (const known of parsedCapabilities) if (known.text === textOrCodeArgs) return known.caps;
   const caps = new Set<string>();
-  for (const word of textOrCodeArgs.split(/[ \t]+/)) if (word !== '') caps.add(word.toUpperCase());
-  if (parsedCapabilities.size >= MAX_PARSED_CAPABILITIES) parsedCapabilities.clear();
-  parsedCapabilities.set(textOrCodeArgs, caps);
+  for (const word of textOrCodeArgs.split(/[ \t]+/)) if (word !== '') caps.add(asciiUpper(word));
+  if (parsedCapabilities.length >= MAX_PARSED_CAPABILITIES) parsedCapabilities.pop();
+  parsedCapabilities.unshift({ text: textOrCodeArgs, caps });
   return caps;
 }
 
 /** The first word of an untagged data response, upper-cased (`CAPABILITY`, `ID`, `EXISTS`). */
 export function untaggedName(r: ImapResponse): string | undefined {
   if (r.tag !== '*' || r.status !== undefined) return undefined;
-  const words = r.text.split(' ', 2);
-  const first = words[0] ?? '';
-  return (/^\d+$/.test(first) ? (words[1] ?? '') : first).toUpperCase();
+  const text = r.text;
+  const sp = text.indexOf(' ');
+  const first = sp < 0 ? text : text.slice(0, sp);
+  if (!isDigits(first)) return asciiUpper(first);
+  const sp2 = sp < 0 ? -1 : text.indexOf(' ', sp + 1);
+  return sp < 0 ? '' : asciiUpper(sp2 < 0 ? text.slice(sp + 1) : text.slice(sp + 1, sp2));
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 export function isCapabilityResponse(r: ImapResponse): boolean {
@@ -100,6 +116,11 @@ export function isCapabilityResponse(r: ImapResponse): boolean {
 
 export function isIdResponse(r: ImapResponse): boolean {
   return untaggedName(r) === 'ID';
+}
+
+/** Whether the response announces capabilities (untagged CAPABILITY or a `[CAPABILITY ...]` code), without parsing them. */
+export function hasCapabilities(r: ImapResponse): boolean {
+  return r.code?.name === 'CAPABILITY' || isCapabilityResponse(r);
 }
 
 /** Capabilities announced by an untagged CAPABILITY or a `[CAPABILITY ...]` code, if any. */

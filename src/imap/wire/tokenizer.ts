@@ -7,6 +7,7 @@
 import type { ImapArg } from './args.js';
 import { ATOM_INPUT, COMMAND_NAME, TAG_CHAR, allIn } from './chars.js';
 import { IMAP_MAX_COMMAND_NAME_LENGTH } from './limits.js';
+import { asciiUpper, isNil } from '../../wire/ascii.js';
 
 export interface TokenizerLimits {
   readonly maxTagLength: number;
@@ -108,7 +109,7 @@ export class ArgTokenizer {
       // Not a command word (e.g. `GET / HTTP/1.1`): not IMAP, so the tag is not echoed either.
       this.#failure = { error: 'tag-invalid', detail: 'invalid command name' };
     } else {
-      this.#name = word.toUpperCase();
+      this.#name = asciiUpper(word);
       this.#phase = 'args';
     }
     return sp < 0 ? seg.length : sp + 1;
@@ -168,7 +169,7 @@ export class ArgTokenizer {
       return j;
     }
     const value = seg.toString('latin1', from, j);
-    this.#push(value.toUpperCase() === 'NIL' ? { type: 'nil' } : { type: 'atom', value });
+    this.#push(isNil(value) ? { type: 'nil' } : { type: 'atom', value });
     return j;
   }
 

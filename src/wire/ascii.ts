@@ -1,0 +1,19 @@
+/**
+ * Case folding for protocol words (status words, command and capability names, SASL
+ * mechanisms). V8's `toUpperCase` is a call into ICU for every string, also for ones that
+ * are already upper case, which is what backends send; this returns those as they are.
+ */
+
+/** `s.toUpperCase()`; the string itself when it has no lower-case ASCII letter and no non-ASCII character. */
+export function asciiUpper(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 0x61 && c <= 0x7a) || c >= 0x80) return s.toUpperCase();
+  }
+  return s;
+}
+
+/** Whether `s` is `nil` in any case, without building an upper-case copy. */
+export function isNil(s: string): boolean {
+  return s.length === 3 && (s.charCodeAt(0) | 0x20) === 0x6e && (s.charCodeAt(1) | 0x20) === 0x69 && (s.charCodeAt(2) | 0x20) === 0x6c;
+}
