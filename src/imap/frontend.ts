@@ -7,10 +7,11 @@ import { ImapCommandReader, type ImapCommand, type ImapCommandEvent } from './wi
 import type { GoodbyeReason, ProtocolFrontend } from '../listen/server.js';
 import { CommandLoop } from '../login/command-loop.js';
 import type { ClientSession } from '../login/session.js';
-import { preLoginCapabilities, starttlsOffered } from './capability.js';
+import { authPolicy, preLoginCapabilities, starttlsOffered } from './capability.js';
 import { REPLY } from './replies.js';
 import { COMMANDS, type CommandContext } from './commands.js';
 import { offeredMechanisms } from './sasl-step.js';
+import { externalUser } from '../tls/client-cert.js';
 
 export const imapFrontend: ProtocolFrontend = {
   protocol: 'imap',
@@ -20,6 +21,9 @@ export const imapFrontend: ProtocolFrontend = {
   },
   goodbye: (_session, why) => `${GOODBYE[why]}\r\n`,
 };
+
+/** Pre-login capability lists by configuration, then by ImapLogin.capabilities()'s kind of connection. */
+const CAPABILITY_LISTS = new WeakMap<object, string[]>();
 
 const GOODBYE: Readonly<Record<GoodbyeReason, string>> = {
   shutdown: REPLY.byeShutdown,
@@ -67,8 +71,18 @@ export class ImapLogin extends CommandLoop<ImapCommandEvent> implements CommandC
     return this.reader.buffered;
   }
 
+  /**
+   * The pre-login list. It depends on the configuration and on four facts of the connection
+   * (STARTTLS offered, plaintext allowed, TLS required, EXTERNAL possible), so it is built once
+   * per configuration and combination, not joined again for every greeting.
+   */
   capabilities(): string {
-    return preLoginCapabilities(this.session, offeredMechanisms(this.session));
+    const s = this.session;
+    const policy = authPolicy(s);
+    const kind = (starttlsOffered(s) ? 1 : 0) | (policy.plaintextAllowed ? 2 : 0) | (policy.tlsRequired ? 4 : 0) | (externalUser(s) !== undefined ? 8 : 0);
+    let lists = CAPABILITY_LISTS.get(s.runtime.config);
+    if (lists === undefined) CAPABILITY_LISTS.set(s.runtime.config, (lists = []));
+    return (lists[kind] ??= preLoginCapabilities(s, offeredMechanisms(s)));
   }
 
   get starttlsAvailable(): boolean {

@@ -45,14 +45,15 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
   // only at the backend); the slot is held from the backend login until the session ends.
   const limits = s.runtime.limits;
   const max = s.runtime.config.mail_max_userip_connections;
-  if (!limits.acquireUserIp(s.listener.protocol, s.peer.remoteIp, outcome.user, max)) {
+  const slot = limits.acquireUserIp(s.listener.protocol, s.peer.remoteIp, outcome.user, max);
+  if (slot === undefined) {
     s.state = 'pre-auth';
     const refusal = { kind: 'userip-limit', user: outcome.user, max } as const;
     logRefusal(s, refusal, creds.mech);
     io.reply(words.outcomeReply(refusal, s.id));
     return 'continue';
   }
-  s.userIpSlot = outcome.user;
+  s.userIpSlot = slot;
   s.onEnd(releaseUserIp);
   s.state = 'backend-login';
   const result = await proxyLogin(s, outcome, words.upstream);
@@ -83,10 +84,10 @@ export async function runLogin(s: ClientSession, creds: LoginCredentials, words:
 
 /** Give back the session's mail_max_userip_connections slot, if it holds one (shared by all sessions: no closure each). */
 function releaseUserIp(s: ClientSession): void {
-  const user = s.userIpSlot;
-  if (user === undefined) return;
+  const slot = s.userIpSlot;
+  if (slot === undefined) return;
   s.userIpSlot = undefined;
-  s.runtime.limits.releaseUserIp(s.listener.protocol, s.peer.remoteIp, user);
+  s.runtime.limits.releaseUserIp(slot);
 }
 
 function logRefusal(s: ClientSession, outcome: Exclude<AuthOutcome, { kind: 'proxy' }>, mech: string): void {

@@ -77,22 +77,22 @@ export class ConnectionLimits {
   }
 
   /**
-   * Take a slot for a proxied session of `user` from `ip`; false when `max` are in use
-   * (0: no limit). The caller gives it back with releaseUserIp exactly once.
+   * Take a slot for a proxied session of `user` from `ip`; undefined when `max` are in use
+   * (0: no limit). The caller gives the returned slot back with releaseUserIp exactly once
+   * (the same string: its hash is computed once, not again for a string built anew).
    */
-  acquireUserIp(protocol: string, ip: string, user: string, max: number): boolean {
+  acquireUserIp(protocol: string, ip: string, user: string, max: number): string | undefined {
     const key = `${protocol}/${ip}/${user}`;
     const n = this.#userIp.get(key) ?? 0;
-    if (max > 0 && n >= max) return false;
+    if (max > 0 && n >= max) return undefined;
     this.#userIp.set(key, n + 1);
-    return true;
+    return key;
   }
 
-  releaseUserIp(protocol: string, ip: string, user: string): void {
-    const key = `${protocol}/${ip}/${user}`;
-    const n = (this.#userIp.get(key) ?? 0) - 1;
-    if (n > 0) this.#userIp.set(key, n);
-    else this.#userIp.delete(key);
+  releaseUserIp(slot: string): void {
+    const n = (this.#userIp.get(slot) ?? 0) - 1;
+    if (n > 0) this.#userIp.set(slot, n);
+    else this.#userIp.delete(slot);
   }
 
   /** Proxied sessions counted for this user and address (for tests and listings). */

@@ -108,7 +108,7 @@ export class ClientSession {
   user: string | undefined;
   /** Hops left before a login is taken for a loop (Dovecot's x-proxy-ttl; starts at 5). */
   proxyTtl = 5;
-  /** The user whose mail_max_userip_connections slot (protocol, remoteIp, user) this session holds. */
+  /** The mail_max_userip_connections slot (protocol, remoteIp, user) this session holds, as ConnectionLimits.acquireUserIp returned it. */
   userIpSlot: string | undefined;
   #loginTimer: NodeJS.Timeout | undefined;
   #ended = false;
