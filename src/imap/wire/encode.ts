@@ -6,7 +6,6 @@
  */
 import { SAFE_ATOM_CHAR, SAFE_QUOTED_CHAR, TAG_CHAR, COMMAND_NAME, allIn } from './chars.js';
 import { IMAP_ID_MAX_VALUE_LENGTH } from './limits.js';
-import { isNil } from '../../wire/ascii.js';
 
 export type ImapEncodeErrorCode = 'NUL' | 'NOT_ATOM' | 'NOT_QUOTABLE' | 'BAD_TAG' | 'BAD_NAME' | 'BAD_CODE';
 
@@ -38,6 +37,7 @@ export type EncodeArg =
   | { readonly type: 'list'; readonly items: readonly EncodeArg[] };
 
 const CRLF = Buffer.from('\r\n', 'latin1');
+const SP = Buffer.from(' ', 'latin1');
 
 function bytesOf(value: string | Buffer): Buffer {
   return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
@@ -68,13 +68,19 @@ class PartWriter {
   }
 }
 
+/** The three bytes of NIL in any case: as an atom they would be read as NIL, not as the string. */
+function isNilBytes(b: Buffer): boolean {
+  return b.length === 3 && ((b[0] as number) | 0x20) === 0x6e && ((b[1] as number) | 0x20) === 0x69 && ((b[2] as number) | 0x20) === 0x6c;
+}
+
 function writeString(w: PartWriter, bytes: Buffer, allowAtom: boolean, opts: EncodeOptions): void {
-  refuseNul(bytes);
-  if (allowAtom && bytes.length > 0 && allIn(SAFE_ATOM_CHAR, bytes) && !isNil(bytes.toString('latin1'))) {
+  // Neither the atom nor the quoted byte class holds NUL: only a literal needs the NUL check.
+  if (allowAtom && bytes.length > 0 && allIn(SAFE_ATOM_CHAR, bytes) && !isNilBytes(bytes)) {
     w.write(bytes);
   } else if (allIn(SAFE_QUOTED_CHAR, bytes)) {
     w.write(quotedBytes(bytes));
   } else {
+    refuseNul(bytes);
     w.write(Buffer.from(`{${bytes.length}${opts.literalPlus ? '+' : ''}}\r\n`, 'latin1'));
     if (!opts.literalPlus) w.cut();
     w.write(bytes);
@@ -145,7 +151,7 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
   const w = new PartWriter();
   w.write(Buffer.from(`${tag} ${name}`, 'latin1'));
   for (const arg of args) {
-    w.write(Buffer.from(' ', 'latin1'));
+    w.write(SP);
     writeArg(w, arg, opts);
   }
   w.write(CRLF);
@@ -154,7 +160,13 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
 }
 
 /** Printable ASCII without `"` and `\\` (addresses, ports, session ids): quoted as it is. */
-const PLAIN_ID_VALUE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+function isPlainIdValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
 
 /**
  * One ID value (RFC 2971 `nstring`) as text: NIL for null, else a quoted string. Values are
@@ -164,7 +176,7 @@ const PLAIN_ID_VALUE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
  */
 export function quoteIdValue(value: string | null | undefined, maxBytes: number = IMAP_ID_MAX_VALUE_LENGTH): string {
   if (value === null || value === undefined) return 'NIL';
-  if (value.length <= maxBytes && PLAIN_ID_VALUE.test(value)) return `"${value}"`;
+  if (value.length <= maxBytes && isPlainIdValue(value)) return `"${value}"`;
   let clean = value.replace(/[\x00-\x1f\x7f]/g, ' ');
   if (Buffer.byteLength(clean, 'utf8') > maxBytes) {
     let bytes = 0;
@@ -187,9 +199,12 @@ export function encodeIdParams(params: Iterable<readonly [string, string | null 
 }
 
 function assertTag(tag: string): void {
-  if (tag.length === 0 || /[^\x21-\x7e]/.test(tag) || !allIn(TAG_CHAR, Buffer.from(tag, 'latin1'))) {
-    throw new ImapEncodeError('BAD_TAG', 'invalid tag');
+  let ok = tag.length > 0;
+  for (let i = 0; ok && i < tag.length; i++) {
+    const c = tag.charCodeAt(i);
+    ok = c <= 0x7e && TAG_CHAR[c] === 1;
   }
+  if (!ok) throw new ImapEncodeError('BAD_TAG', 'invalid tag');
 }
 
 /** Reply text is one line: control characters (CR, LF, NUL, ...) become spaces. */
