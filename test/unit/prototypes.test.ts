@@ -13,6 +13,7 @@ function inChild(body: string): string {
   return r.stdout.trim();
 }
 
+const V8_11 = process.versions.v8.startsWith('11.');
 const FAST = 'const fast = () => [String, Number, Boolean, Symbol, BigInt].map((c) => %HasFastProperties(c.prototype));';
 
 test('a class extending String leaves String.prototype slow, and keepPrimitivePrototypesFast makes it fast again', () => {
@@ -26,8 +27,8 @@ test('a class extending String leaves String.prototype slow, and keepPrimitivePr
     console.log(JSON.stringify({ before, slowed, after: fast() }));`);
   const { before, slowed, after } = JSON.parse(out) as Record<string, boolean[]>;
   expect(before).toEqual([true, true, true, true, true]);
-  // What the fix is for: the V8 behaviour it works around is still there.
-  expect(slowed?.slice(0, 2)).toEqual([false, false]);
+  // Node 20's V8 (11.x) has the behaviour the fix works around; a later V8 may not.
+  if (V8_11) expect(slowed?.slice(0, 2)).toEqual([false, false]);
   expect(after).toEqual([true, true, true, true, true]);
 });
 
@@ -40,5 +41,7 @@ test('portier loaded (ioredis included) leaves String.prototype slow until keepP
     keepPrimitivePrototypesFast();
     console.log(JSON.stringify({ loaded, started: fast()[0] }));`);
   // ioredis 6 defines \`class VerbatimString extends String\`: without the fix strings stay slow.
-  expect(JSON.parse(out)).toEqual({ loaded: false, started: true });
+  const { loaded, started } = JSON.parse(out) as { loaded: boolean; started: boolean };
+  if (V8_11) expect(loaded).toBe(false);
+  expect(started).toBe(true);
 });
