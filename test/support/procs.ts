@@ -107,12 +107,25 @@ class ManagedProcessImpl implements ManagedProcess {
     const timeoutMs = opts.timeoutMs ?? this.#stopTimeoutMs;
     const timer = sleep(timeoutMs, 'timeout' as const, { ref: false });
     if ((await Promise.race([this.exited, timer])) === 'timeout') this.killNow();
-    return this.exited;
+    return this.#afterGroup(await this.exited);
   }
 
-  kill(): Promise<ExitInfo> {
+  async kill(): Promise<ExitInfo> {
     this.killNow();
-    return this.exited;
+    return this.#afterGroup(await this.exited);
+  }
+
+  /**
+   * With a process group, the leader's exit is not the end: its children (Dovecot's log and
+   * service processes) may still be dying and still hold the listening sockets they inherited,
+   * so a restart in the same directory finds "Socket already exists". Wait until every member
+   * is gone or a zombie (a zombie holds no file; PID 1 here reaps them only after a second or
+   * so), at most 5 s.
+   */
+  async #afterGroup(info: ExitInfo): Promise<ExitInfo> {
+    if (!this.#group) return info;
+    for (let waited = 0; waited < 5000 && (await liveGroupMembers(this.pid)) > 0; waited += 10) await sleep(10);
+    return info;
   }
 
   killNow(): void {
@@ -128,6 +141,18 @@ class ManagedProcessImpl implements ManagedProcess {
     }
     this.#child.kill('SIGKILL');
   }
+}
+
+/** Processes of process group `pgid` that are not zombies, from /proc/<pid>/stat (state and pgrp follow the command name). */
+async function liveGroupMembers(pgid: number): Promise<number> {
+  let n = 0;
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') n++;
+  }
+  return n;
 }
 
 const exitCallbacks: (() => void)[] = [];
