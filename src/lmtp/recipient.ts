@@ -6,8 +6,7 @@
  * Unknown users go to local_backend.lmtp when one is configured, as Dovecot delivers them
  * locally; otherwise they get 550 5.1.1.
  */
-import { isIP } from 'node:net';
-import { resolveHost } from '../backend/connect.js';
+import { knownAddresses, resolveHost } from '../backend/connect.js';
 import { ProxyFailureError } from '../backend/failure.js';
 import { decideRoute } from '../backend/route.js';
 import { errorText } from '../errors.js';
@@ -100,9 +99,9 @@ async function decide(
   const timeoutMs = target.timeoutMs ?? LMTP_PROXY_DEFAULT_TIMEOUT;
   let addresses: string[];
   try {
-    // No timer (AbortSignal.timeout lives its whole 125 s) for a lookup that needs no DNS.
-    const known = target.hostip ?? (isIP(target.host) !== 0 ? target.host : undefined);
-    addresses = known !== undefined ? [known] : await resolveHost(target.host, AbortSignal.timeout(timeoutMs));
+    // No timer (AbortSignal.timeout lives its whole 125 s) for a lookup that needs no DNS: an IP, or a name still cached.
+    const known = target.hostip !== undefined ? [target.hostip] : knownAddresses(target.host);
+    addresses = known ?? (await resolveHost(target.host, AbortSignal.timeout(timeoutMs)));
   } catch (err) {
     const f = err instanceof ProxyFailureError ? err.failure : undefined;
     return { kind: 'reply', reply: '451 4.4.0 Remote server not answering (DNS lookup)', why: f?.detail ?? errorText(err), warn: true };

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { BackendReader, connectTcp, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
+import { BackendReader, connectTcp, knownAddresses, resolveHost, startClientTls, type Endpoint } from '../backend/connect.js';
 import { Deadline, type Cancel } from '../backend/deadline.js';
 import { asFailure, BACKEND_FAULT, failure, ProxyFailureError, RETRYABLE, type ProxyFailure } from '../backend/failure.js';
 import { decideRoute } from '../backend/route.js';
@@ -57,7 +57,12 @@ export async function proxyLogin(session: ClientSession, outcome: ProxyOutcome, 
   // timer and a finalization record alive for the whole proxy_timeout, an AbortController an
   // EventTarget per login.
   const deadline = new Deadline(outcome.target.timeoutMs ?? session.runtime.config.login_proxy_timeout);
-  const result = await connectAndLogin(session, outcome, upstream, deadline).finally(() => deadline.clear());
+  let result: ProxyResult;
+  try {
+    result = await connectAndLogin(session, outcome, upstream, deadline);
+  } finally {
+    deadline.clear();
+  }
   publishProxy({
     protocol: session.listener.protocol,
     backend: result.backend,
@@ -86,7 +91,7 @@ async function connectAndLogin(session: ClientSession, outcome: ProxyOutcome, up
     let key: string | undefined;
     let probe = false;
     try {
-      const addresses = target.hostip !== undefined ? [target.hostip] : await resolveHost(target.host, signal);
+      const addresses = target.hostip !== undefined ? [target.hostip] : (knownAddresses(target.host) ?? (await resolveHost(target.host, signal)));
       const route = decideRoute({
         target,
         addresses,

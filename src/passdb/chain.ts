@@ -80,8 +80,11 @@ export class PassdbChain {
     return this.#masters.length > 0;
   }
 
-  /** Look up (and, when a password is given, verify) the user through the passdb list. */
-  async authenticate(req: AuthRequest): Promise<PassdbResult> {
+  /**
+   * Look up (and, when a password is given, verify) the user through the passdb list. Not
+   * `async`: an async function that returns a promise resolves through an extra thenable job.
+   */
+  authenticate(req: AuthRequest): Promise<PassdbResult> {
     return this.#cached('auth', this.#entries, req);
   }
 
@@ -116,7 +119,8 @@ export class PassdbChain {
 
   async #cached(mode: Mode, entries: readonly ChainEntry[], req: AuthRequest, keyMode: string = mode): Promise<PassdbResult> {
     const cache = this.#cache;
-    if (cache === undefined) return this.#run(entries, req, mode === 'credentials');
+    // `return await`: one tick, where returning the promise from an async function takes three.
+    if (cache === undefined) return await this.#run(entries, req, mode === 'credentials');
     const vars = requestVars(req);
     const key = cache.key(keyMode, req.user, req.masterUser, this.#keyVars.map((v) => vars[v] ?? ''), req.password);
     const hit = cache.get(key);
