@@ -23,7 +23,6 @@ export interface Endpoint {
 const DNS_TTL_MS = 30_000;
 const dnsCache = new Map<string, { addresses: string[]; expires: number }>();
 
-/** Resolve a backend host name (IPs pass through); cached briefly so a login storm asks once. */
 /** The addresses of `host` without waiting: itself when it is an IP, else a fresh cache entry; undefined when DNS must be asked. */
 export function knownAddresses(host: string): string[] | undefined {
   if (isIP(host) !== 0) return [host];
@@ -31,6 +30,7 @@ export function knownAddresses(host: string): string[] | undefined {
   return hit !== undefined && hit.expires > Date.now() ? hit.addresses : undefined;
 }
 
+/** Resolve a backend host name (IPs pass through); cached briefly so a login storm asks once. */
 export async function resolveHost(host: string, signal: Cancel): Promise<string[]> {
   const known = knownAddresses(host);
   if (known !== undefined) return known;
