@@ -159,7 +159,7 @@ export function encodeCommand(tag: string, name: string, args: readonly EncodeAr
   return { parts, needsContinuation: parts.length > 1 };
 }
 
-/** Printable ASCII without `"` and `\\` (addresses, ports, session ids): quoted as it is. */
+/** Printable ASCII without `"` and `\` (addresses, ports, session ids): quoted as it is. */
 function isPlainIdValue(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
