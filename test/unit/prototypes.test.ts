@@ -1,5 +1,9 @@
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { makeTempDir, removeTempDir } from '../support/tmp.js';
 
 /**
  * In a child with V8's natives syntax (the only way to ask V8 whether an object has fast
@@ -44,4 +48,35 @@ test('portier loaded (ioredis included) leaves String.prototype slow until keepP
   const { loaded, started } = JSON.parse(out) as { loaded: boolean; started: boolean };
   if (V8_11) expect(loaded).toBe(false);
   expect(started).toBe(true);
+});
+
+test('Portier.start leaves String.prototype fast in a process that loaded ioredis', async () => {
+  const dir = await makeTempDir('portier-proto-');
+  try {
+    const conf = join(dir, 'portier.yaml');
+    writeFileSync(
+      conf,
+      `protocols: imap\nlisten: 127.0.0.1\nworkers: 1\nadmin_socket: ""\nlog_level: error\nssl: no\n` +
+        `service:\n  imap-login:\n    inet_listener:\n      imap: { port: ${await freePort('127.0.0.1')} }\n` +
+        `passdb:\n  - driver: static\n    args: proxy=y host=127.0.0.1 nopassword=y\n`,
+    );
+    const dist = (f: string): string => JSON.stringify(new URL(`../../dist/${f}`, import.meta.url).href);
+    const out = inChild(`
+      import { readFileSync } from 'node:fs';
+      const { parseConfig } = await import(${dist('config/load.js')});
+      const { createLogger } = await import(${dist('telemetry/log.js')});
+      const { Portier } = await import(${dist('server.js')});
+      await import('ioredis');
+      const loaded = %HasFastProperties(String.prototype);
+      const p = new Portier(parseConfig(readFileSync(${JSON.stringify(conf)}, 'utf8'), ${JSON.stringify(conf)}), createLogger({ level: 'error', instance: 't' }));
+      await p.start();
+      const started = %HasFastProperties(String.prototype);
+      await p.stop(100);
+      console.log(JSON.stringify({ loaded, started, listeners: p.addresses().length }));`);
+    const r = JSON.parse(out) as { loaded: boolean; started: boolean };
+    if (V8_11) expect(r.loaded).toBe(false);
+    expect(r.started).toBe(true);
+  } finally {
+    await removeTempDir(dir);
+  }
 });
