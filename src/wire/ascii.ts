@@ -13,7 +13,3 @@ export function asciiUpper(s: string): string {
   return s;
 }
 
-/** Whether `s` is `nil` in any case, without building an upper-case copy. */
-export function isNil(s: string): boolean {
-  return s.length === 3 && (s.charCodeAt(0) | 0x20) === 0x6e && (s.charCodeAt(1) | 0x20) === 0x69 && (s.charCodeAt(2) | 0x20) === 0x6c;
-}

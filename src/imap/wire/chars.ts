@@ -81,3 +81,13 @@ export function literalMarkerAtEnd(line: Uint8Array): LiteralMarker | undefined 
   const size = digits.replace(/^0+(?=\d)/, '').length > 15 ? Number.POSITIVE_INFINITY : Number(digits);
   return { start, size, mode, literal8 };
 }
+
+/** `NIL` in any case (RFC 9051 §4.5): as an atom it means no value, not the string "NIL". */
+export function isNil(s: string): boolean {
+  return s.length === 3 && (s.charCodeAt(0) | 0x20) === 0x6e && (s.charCodeAt(1) | 0x20) === 0x69 && (s.charCodeAt(2) | 0x20) === 0x6c;
+}
+
+/** isNil for bytes, without decoding them. */
+export function isNilBytes(b: Uint8Array): boolean {
+  return b.length === 3 && ((b[0] as number) | 0x20) === 0x6e && ((b[1] as number) | 0x20) === 0x69 && ((b[2] as number) | 0x20) === 0x6c;
+}

@@ -4,7 +4,7 @@
  * and reply lines. NUL can appear in no IMAP string (CHAR8 excludes it) and CR/LF only
  * inside literals, so nothing a user controls can end a line early (injection defence R22).
  */
-import { SAFE_ATOM_CHAR, SAFE_QUOTED_CHAR, TAG_CHAR, COMMAND_NAME, allIn } from './chars.js';
+import { SAFE_ATOM_CHAR, SAFE_QUOTED_CHAR, TAG_CHAR, COMMAND_NAME, allIn, isNilBytes } from './chars.js';
 import { IMAP_ID_MAX_VALUE_LENGTH } from './limits.js';
 
 export type ImapEncodeErrorCode = 'NUL' | 'NOT_ATOM' | 'NOT_QUOTABLE' | 'BAD_TAG' | 'BAD_NAME' | 'BAD_CODE';
@@ -66,11 +66,6 @@ class PartWriter {
     this.cut();
     return this.parts;
   }
-}
-
-/** The three bytes of NIL in any case: as an atom they would be read as NIL, not as the string. */
-function isNilBytes(b: Buffer): boolean {
-  return b.length === 3 && ((b[0] as number) | 0x20) === 0x6e && ((b[1] as number) | 0x20) === 0x69 && ((b[2] as number) | 0x20) === 0x6c;
 }
 
 function writeString(w: PartWriter, bytes: Buffer, allowAtom: boolean, opts: EncodeOptions): void {

@@ -5,9 +5,9 @@
  * stops at the first error and keeps only that error.
  */
 import type { ImapArg } from './args.js';
-import { ATOM_INPUT, COMMAND_NAME, TAG_CHAR, allIn } from './chars.js';
+import { ATOM_INPUT, COMMAND_NAME, TAG_CHAR, allIn, isNil } from './chars.js';
 import { IMAP_MAX_COMMAND_NAME_LENGTH } from './limits.js';
-import { asciiUpper, isNil } from '../../wire/ascii.js';
+import { asciiUpper } from '../../wire/ascii.js';
 
 export interface TokenizerLimits {
   readonly maxTagLength: number;
